@@ -1,0 +1,94 @@
+package main
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// The tests run this test binary again as the real command (main), so that
+// flag parsing, config loading and exit codes are exactly the binary's.
+func TestMain(m *testing.M) {
+	if os.Getenv("TESSERA_SCHEDULER_RUN_MAIN") == "1" {
+		os.Args = append([]string{"tessera-scheduler"}, strings.Fields(os.Getenv("TESSERA_SCHEDULER_ARGS"))...)
+		main()
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+func runMain(t *testing.T, args ...string) (string, int) {
+	t.Helper()
+	cmd := exec.Command(os.Args[0])
+	cmd.Env = append(os.Environ(), "TESSERA_SCHEDULER_RUN_MAIN=1", "TESSERA_SCHEDULER_ARGS="+strings.Join(args, " "))
+	out, err := cmd.CombinedOutput()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	return string(out), code
+}
+
+func TestHelpShowsUpstreamFlags(t *testing.T) {
+	out, code := runMain(t, "--help")
+	if code != 0 {
+		t.Fatalf("--help exited %d:\n%s", code, out)
+	}
+	for _, want := range []string{"tessera-scheduler", "--config", "--leader-elect", "--secure-port", "--feature-gates"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("--help output lacks %q", want)
+		}
+	}
+}
+
+func TestInvalidPluginArgExitsNonZero(t *testing.T) {
+	dir := t.TempDir()
+	kubeconfig := filepath.Join(dir, "kubeconfig")
+	// A syntactically valid kubeconfig; the scheduler must fail on its
+	// configuration before it ever talks to this (unreachable) server.
+	writeFile(t, kubeconfig, `apiVersion: v1
+kind: Config
+clusters: [{name: c, cluster: {server: "https://127.0.0.1:1"}}]
+users: [{name: u, user: {token: x}}]
+contexts: [{name: c, context: {cluster: c, user: u}}]
+current-context: c
+`)
+	config := filepath.Join(dir, "config.yaml")
+	writeFile(t, config, `apiVersion: kubescheduler.config.k8s.io/v1
+kind: KubeSchedulerConfiguration
+clientConnection:
+  kubeconfig: `+kubeconfig+`
+leaderElection:
+  leaderElect: false
+profiles:
+  - schedulerName: tessera-scheduler
+    plugins:
+      multiPoint:
+        enabled:
+          - name: GPUPlacement
+    pluginConfig:
+      - name: GPUPlacement
+        args:
+          topologyWeight: 250
+`)
+	out, code := runMain(t, "--config="+config, "--secure-port=0")
+	if code == 0 {
+		t.Fatalf("scheduler accepted an invalid plugin arg:\n%s", out)
+	}
+	for _, want := range []string{"pluginConfig[GPUPlacement].args.topologyWeight", "250"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output does not name %q:\n%s", want, out)
+		}
+	}
+}
+
+func writeFile(t *testing.T, path, content string) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}

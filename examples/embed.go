@@ -1,0 +1,11 @@
+// Package examples embeds the example cluster and workloads, so that
+// `tessera playground` runs with no files beside the binary.
+package examples
+
+import "embed"
+
+// Playground holds the default playground: cluster.yaml (simulated nodes)
+// and workload.yaml (namespaces, quotas, a pod group and pods).
+//
+//go:embed playground/*.yaml
+var Playground embed.FS

@@ -1,0 +1,12 @@
+// Package manifests embeds the shipped CRDs and scheduler configurations, so
+// that the playground and tools run exactly what a cluster deployment
+// applies, with no files beside the binary.
+package manifests
+
+import "embed"
+
+// FS holds crds/*.yaml and the scheduler configurations of base/ (secondary
+// scheduler) and default-scheduler/ (replacement default scheduler).
+//
+//go:embed crds/*.yaml base/scheduler-config.yaml default-scheduler/scheduler-config.yaml
+var FS embed.FS

@@ -1,0 +1,302 @@
+// Package playground runs Tessera's main job on an embedded default: a real
+// etcd + kube-apiserver + tessera-scheduler in one process, a small simulated
+// GPU cluster and an example workload, and a report of where every pod went
+// and why the rest are pending.
+package playground
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	v1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/util/sets"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/klog/v2"
+
+	"github.com/tessera-sched/tessera/examples"
+	"github.com/tessera-sched/tessera/manifests"
+	"github.com/tessera-sched/tessera/pkg/localcluster"
+)
+
+// Options configure Run.
+type Options struct {
+	// Out receives progress and the report.
+	Out io.Writer
+	// Workload, if set, is a directory of YAML files applied instead of the
+	// embedded examples/playground/workload.yaml.
+	Workload string
+	// Keep leaves the cluster running until ctx ends, and writes a
+	// kubeconfig to Kubeconfig so that kubectl can be used against it.
+	Keep       bool
+	Kubeconfig string
+	// SettleTimeout bounds the wait for every pod to be placed or to have a
+	// reason for being Pending.
+	SettleTimeout time.Duration
+}
+
+// Run starts the playground, prints the report and tears everything down
+// (unless Keep). It returns an error only when the playground itself could
+// not run; pods that stay Pending are part of the report, not an error.
+func Run(ctx context.Context, o Options) error {
+	if o.Out == nil {
+		o.Out = os.Stdout
+	}
+	if o.SettleTimeout == 0 {
+		o.SettleTimeout = 90 * time.Second
+	}
+	dir, err := os.MkdirTemp("", "tessera-playground-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+
+	// The control plane logs a great deal; keep it out of the person's
+	// terminal but available.
+	logPath := filepath.Join(dir, "control-plane.log")
+	logFile, err := os.Create(logPath)
+	if err != nil {
+		return err
+	}
+	defer logFile.Close()
+	quietKlog(logFile)
+
+	p := &progress{out: o.Out}
+	fmt.Fprintln(o.Out, "Tessera playground: a real etcd, kube-apiserver and tessera-scheduler in this process.")
+
+	var cp *localcluster.ControlPlane
+	if err := p.step("Starting etcd and kube-apiserver", func() (string, error) {
+		var err error
+		cp, err = localcluster.StartProgram(localcluster.Options{Dir: dir, Log: logFile})
+		return "", err
+	}); err != nil {
+		return err
+	}
+	defer cp.Stop()
+
+	if err := p.step("Installing CRDs (PodGroup, ElasticQuota)", func() (string, error) {
+		objs, err := readAll(manifests.FS, "crds")
+		if err != nil {
+			return "", err
+		}
+		return fmt.Sprintf("%d CRDs", len(objs)), localcluster.Apply(ctx, cp.Config, objs, false)
+	}); err != nil {
+		return err
+	}
+
+	var sched *localcluster.Scheduler
+	if err := p.step("Starting tessera-scheduler (manifests/base/scheduler-config.yaml)", func() (string, error) {
+		config, err := fs.ReadFile(manifests.FS, "base/scheduler-config.yaml")
+		if err != nil {
+			return "", err
+		}
+		sched, err = localcluster.StartScheduler(ctx, cp.Kubeconfig, config, dir)
+		return "profile tessera-scheduler", err
+	}); err != nil {
+		return err
+	}
+	defer sched.Stop()
+
+	kubeletCtx, stopKubelets := context.WithCancel(ctx)
+	defer stopKubelets()
+	go localcluster.SimulateKubelets(kubeletCtx, cp.Client)
+
+	if err := p.step("Creating the simulated GPU cluster (examples/playground/cluster.yaml)", func() (string, error) {
+		objs, err := readFiles(examples.Playground, "playground/cluster.yaml")
+		if err != nil {
+			return "", err
+		}
+		return fmt.Sprintf("%d nodes", len(objs)), localcluster.Apply(ctx, cp.Config, objs, false)
+	}); err != nil {
+		return err
+	}
+
+	var namespaces sets.Set[string]
+	var wantPods int
+	if err := p.step("Applying the example workload", func() (string, error) {
+		var objs []*unstructured.Unstructured
+		var err error
+		if o.Workload != "" {
+			objs, err = readAll(os.DirFS(o.Workload), ".")
+		} else {
+			objs, err = readFiles(examples.Playground, "playground/workload.yaml")
+		}
+		if err != nil {
+			return "", err
+		}
+		namespaces = sets.New[string]()
+		for _, obj := range objs {
+			if obj.GetKind() == "Pod" {
+				wantPods++
+				namespaces.Insert(orDefault(obj.GetNamespace(), metav1.NamespaceDefault))
+			}
+		}
+		return fmt.Sprintf("%d objects, %d pods", len(objs), wantPods), localcluster.Apply(ctx, cp.Config, objs, false)
+	}); err != nil {
+		return err
+	}
+
+	var pods []v1.Pod
+	if err := p.step("Waiting for every pod to be placed or to have a reason", func() (string, error) {
+		var err error
+		pods, err = settle(ctx, cp, namespaces, wantPods, o.SettleTimeout)
+		return "", err
+	}); err != nil {
+		return err
+	}
+	nodes, err := cp.Client.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(o.Out)
+	report(o.Out, nodes.Items, pods)
+
+	if o.Keep {
+		path := o.Kubeconfig
+		if path == "" {
+			path = "tessera-playground.kubeconfig"
+		}
+		if err := localcluster.WriteKubeconfig(cp.Config, path); err != nil {
+			return err
+		}
+		abs, _ := filepath.Abs(path)
+		fmt.Fprintf(o.Out, "\nThe playground keeps running. Try:\n  kubectl --kubeconfig %s get pods -A -o wide\nControl-plane log: %s\nPress Ctrl-C to stop.\n", abs, logPath)
+		<-ctx.Done()
+	}
+	fmt.Fprintln(o.Out, "\nStopping the playground.")
+	return nil
+}
+
+// quietKlog sends every klog line (the API server's and the scheduler's) to
+// w, including errors, which klog otherwise also copies to stderr.
+func quietKlog(w io.Writer) {
+	fs := flag.NewFlagSet("klog", flag.ContinueOnError)
+	klog.InitFlags(fs)
+	for k, v := range map[string]string{"logtostderr": "false", "alsologtostderr": "false", "stderrthreshold": "FATAL", "one_output": "true"} {
+		_ = fs.Set(k, v)
+	}
+	klog.SetOutput(w)
+}
+
+// settle waits until every pod of the workload is bound (and started by the
+// simulated kubelet) or has been found unschedulable, and nothing changed
+// for a moment.
+func settle(ctx context.Context, cp *localcluster.ControlPlane, namespaces sets.Set[string], want int, timeout time.Duration) ([]v1.Pod, error) {
+	var pods []v1.Pod
+	var lastKey string
+	stableSince := time.Now()
+	err := wait.PollUntilContextTimeout(ctx, 250*time.Millisecond, timeout, true, func(ctx context.Context) (bool, error) {
+		pods = pods[:0]
+		for _, ns := range sets.List(namespaces) {
+			list, err := cp.Client.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{})
+			if err != nil {
+				return false, nil
+			}
+			pods = append(pods, list.Items...)
+		}
+		done := len(pods) >= want
+		var key strings.Builder
+		for _, pod := range pods {
+			state := podState(&pod)
+			fmt.Fprintf(&key, "%s/%s=%s;", pod.Namespace, pod.Name, state)
+			if state == "" {
+				done = false
+			}
+		}
+		if key.String() != lastKey {
+			lastKey, stableSince = key.String(), time.Now()
+			return false, nil
+		}
+		return done && time.Since(stableSince) >= 2*time.Second, nil
+	})
+	if err != nil && ctx.Err() == nil {
+		// Report what we have: a pod still in flight is shown as such.
+		return pods, nil
+	}
+	return pods, err
+}
+
+// podState is "" while the pod is still being decided.
+func podState(p *v1.Pod) string {
+	if p.Spec.NodeName != "" {
+		if p.Status.Phase == v1.PodRunning {
+			return "Running"
+		}
+		return ""
+	}
+	for _, c := range p.Status.Conditions {
+		if c.Type == v1.PodScheduled && c.Status == v1.ConditionFalse {
+			return "Pending:" + c.Reason
+		}
+	}
+	return ""
+}
+
+func readFiles(fsys fs.FS, names ...string) ([]*unstructured.Unstructured, error) {
+	var objs []*unstructured.Unstructured
+	for _, n := range names {
+		data, err := fs.ReadFile(fsys, n)
+		if err != nil {
+			return nil, err
+		}
+		o, err := localcluster.DecodeYAML(data)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", n, err)
+		}
+		objs = append(objs, o...)
+	}
+	return objs, nil
+}
+
+// readAll reads every .yaml/.yml file of a directory, in name order.
+func readAll(fsys fs.FS, dir string) ([]*unstructured.Unstructured, error) {
+	entries, err := fs.ReadDir(fsys, dir)
+	if err != nil {
+		return nil, err
+	}
+	var names []string
+	for _, e := range entries {
+		if n := e.Name(); !e.IsDir() && (strings.HasSuffix(n, ".yaml") || strings.HasSuffix(n, ".yml")) && n != "kustomization.yaml" {
+			names = append(names, filepath.ToSlash(filepath.Join(dir, n)))
+		}
+	}
+	sort.Strings(names)
+	return readFiles(fsys, names...)
+}
+
+func orDefault(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}
+
+// progress prints one line per step with its duration, so a person sees
+// what the playground is doing while the control plane starts.
+type progress struct{ out io.Writer }
+
+func (p *progress) step(what string, f func() (string, error)) error {
+	fmt.Fprintf(p.out, "  • %s ... ", what)
+	start := time.Now()
+	detail, err := f()
+	took := time.Since(start).Round(100 * time.Millisecond)
+	if err != nil {
+		fmt.Fprintf(p.out, "failed after %v\n", took)
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	if detail != "" {
+		fmt.Fprintf(p.out, "ok, %s (%v)\n", detail, took)
+	} else {
+		fmt.Fprintf(p.out, "ok (%v)\n", took)
+	}
+	return nil
+}

@@ -1,0 +1,62 @@
+package elasticquota
+
+import (
+	"fmt"
+
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/util/validation/field"
+
+	"github.com/tessera-sched/tessera/pkg/plugins/pluginargs"
+)
+
+// NamespacePolicy says what happens to pods of a namespace that has no
+// ElasticQuota.
+type NamespacePolicy string
+
+const (
+	// Ungoverned (default) schedules such pods without any quota check, the
+	// way a cluster without quotas behaves: adopting Tessera changes nothing
+	// for namespaces nobody has given a quota yet.
+	Ungoverned NamespacePolicy = "Ungoverned"
+	// Deny keeps such pods Pending with a reason naming the missing quota,
+	// for clusters where every GPU must be accounted to a team.
+	Deny NamespacePolicy = "Deny"
+)
+
+// Args configures ElasticQuota through the scheduler configuration.
+type Args struct {
+	// NamespacesWithoutQuota is Ungoverned (default) or Deny.
+	NamespacesWithoutQuota NamespacePolicy `json:"namespacesWithoutQuota,omitempty"`
+}
+
+// SetDefaults fills unset fields with their documented defaults.
+func SetDefaults(a *Args) {
+	if a.NamespacesWithoutQuota == "" {
+		a.NamespacesWithoutQuota = Ungoverned
+	}
+}
+
+// Validate reports problems naming the field path and value.
+func Validate(a *Args) error {
+	var errs field.ErrorList
+	switch a.NamespacesWithoutQuota {
+	case Ungoverned, Deny:
+	default:
+		errs = append(errs, field.NotSupported(pluginargs.Path(Name).Child("namespacesWithoutQuota"),
+			a.NamespacesWithoutQuota, []NamespacePolicy{Ungoverned, Deny}))
+	}
+	return errs.ToAggregate()
+}
+
+// DecodeArgs decodes, defaults and validates the plugin's args.
+func DecodeArgs(obj runtime.Object) (*Args, error) {
+	a := &Args{}
+	if err := pluginargs.Decode(Name, obj, a); err != nil {
+		return nil, err
+	}
+	SetDefaults(a)
+	if err := Validate(a); err != nil {
+		return nil, fmt.Errorf("invalid %s args: %w", Name, err)
+	}
+	return a, nil
+}

@@ -1,0 +1,67 @@
+package gang
+
+import (
+	"fmt"
+
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/util/validation/field"
+
+	"github.com/tessera-sched/tessera/pkg/plugins/pluginargs"
+)
+
+// Args configures Gang through the scheduler configuration.
+type Args struct {
+	// DefaultScheduleTimeoutSeconds bounds how long the members of a group
+	// that sets no scheduleTimeoutSeconds may hold reservations while waiting
+	// for the rest. Short, because a waiting member holds devices others
+	// could use. Default 30; 1-86400.
+	DefaultScheduleTimeoutSeconds *int32 `json:"defaultScheduleTimeoutSeconds,omitempty"`
+	// BackoffInitialSeconds and BackoffMaxSeconds bound the exponential
+	// back-off of a group that failed to assemble: doubling from the initial
+	// value up to the cap, so a hopeless group does not storm the queue.
+	// Defaults 1 and 60.
+	BackoffInitialSeconds *int32 `json:"backoffInitialSeconds,omitempty"`
+	BackoffMaxSeconds     *int32 `json:"backoffMaxSeconds,omitempty"`
+}
+
+// SetDefaults fills unset fields with their documented defaults.
+func SetDefaults(a *Args) {
+	def := func(p **int32, v int32) {
+		if *p == nil {
+			*p = &v
+		}
+	}
+	def(&a.DefaultScheduleTimeoutSeconds, 30)
+	def(&a.BackoffInitialSeconds, 1)
+	def(&a.BackoffMaxSeconds, 60)
+}
+
+// Validate reports problems naming the field path and value.
+func Validate(a *Args) error {
+	p := pluginargs.Path(Name)
+	var errs field.ErrorList
+	if v := *a.DefaultScheduleTimeoutSeconds; v < 1 || v > 86400 {
+		errs = append(errs, field.Invalid(p.Child("defaultScheduleTimeoutSeconds"), v, "must be between 1 and 86400"))
+	}
+	if v := *a.BackoffInitialSeconds; v < 1 || v > 3600 {
+		errs = append(errs, field.Invalid(p.Child("backoffInitialSeconds"), v, "must be between 1 and 3600"))
+	}
+	if v := *a.BackoffMaxSeconds; v < *a.BackoffInitialSeconds || v > 3600 {
+		errs = append(errs, field.Invalid(p.Child("backoffMaxSeconds"), v,
+			fmt.Sprintf("must be between backoffInitialSeconds (%d) and 3600", *a.BackoffInitialSeconds)))
+	}
+	return errs.ToAggregate()
+}
+
+// DecodeArgs decodes, defaults and validates the plugin's args.
+func DecodeArgs(obj runtime.Object) (*Args, error) {
+	a := &Args{}
+	if err := pluginargs.Decode(Name, obj, a); err != nil {
+		return nil, err
+	}
+	SetDefaults(a)
+	if err := Validate(a); err != nil {
+		return nil, fmt.Errorf("invalid %s args: %w", Name, err)
+	}
+	return a, nil
+}
