@@ -1,0 +1,348 @@
+package quota
+
+import (
+	"slices"
+	"testing"
+	"time"
+)
+
+// fitsFunc builds a SelectVictims callback for a test case.
+type fitsFunc func(tr *Tracker, preemptor PodUsage) func([]PodUsage) bool
+
+// freesGPUs fits once the victims free at least n GPUs, standing in for a
+// node-level fit check.
+func freesGPUs(n int64) fitsFunc {
+	return func(*Tracker, PodUsage) func([]PodUsage) bool {
+		return func(victims []PodUsage) bool {
+			var freed int64
+			for _, v := range victims {
+				freed += v.Resources[ResourceNvidiaGPU]
+			}
+			return freed >= n
+		}
+	}
+}
+
+// anyVictim fits as soon as there is a victim, so the result shows exactly
+// which candidates are eligible first.
+func anyVictim(*Tracker, PodUsage) func([]PodUsage) bool {
+	return func(victims []PodUsage) bool { return len(victims) > 0 }
+}
+
+// inQuota fits when the preemptor would be admitted by quota.
+func inQuota(tr *Tracker, p PodUsage) func([]PodUsage) bool {
+	return func(victims []PodUsage) bool {
+		return tr.CheckAdmitWithout(p.Namespace, p.Resources, victims).Admit
+	}
+}
+
+func inGang(p PodUsage, gang string) PodUsage {
+	p.Gang = gang
+	return p
+}
+
+func withResources(p PodUsage, r Resources) PodUsage {
+	p.Resources = r
+	return p
+}
+
+func TestSelectVictims(t *testing.T) {
+	tests := []struct {
+		name     string
+		capacity int64
+		quotas   []Quota
+		// pods are tracked and, unless candidates is set, are the candidates.
+		pods       []PodUsage
+		candidates []PodUsage
+		preemptor  PodUsage
+		fits       fitsFunc
+		want       []string
+		wantOK     bool
+	}{
+		{
+			name:     "lowest priority first, then newest first",
+			capacity: 5,
+			quotas:   []Quota{gpuQuota("team-a", 2, 8), gpuQuota("team-b", 3, 3)},
+			pods: []PodUsage{
+				gpuPod("a-old-low", "team-a", 1, 0, 1),
+				gpuPod("a-new-low", "team-a", 1, 0, 5),
+				gpuPod("a-mid", "team-a", 1, 5, 3),
+				gpuPod("a-high-new", "team-a", 1, 10, 9),
+				gpuPod("a-high-old", "team-a", 1, 10, 0),
+			},
+			preemptor: gpuPod("b", "team-b", 3, 0, 20),
+			fits:      inQuota,
+			want:      []string{"a-new-low", "a-old-low", "a-mid"},
+			wantOK:    true,
+		},
+		{
+			name:     "never below min",
+			capacity: 8,
+			quotas:   []Quota{gpuQuota("team-a", 2, 8), gpuQuota("team-b", 3, 8)},
+			pods: []PodUsage{
+				gpuPod("a1", "team-a", 1, 0, 1),
+				gpuPod("a2", "team-a", 1, 0, 2),
+				gpuPod("a3", "team-a", 1, 0, 3),
+				gpuPod("a4", "team-a", 1, 0, 4),
+				gpuPod("a5", "team-a", 1, 0, 5),
+			},
+			preemptor: gpuPod("b", "team-b", 3, 0, 20),
+			fits:      freesGPUs(4), // only 3 are borrowed
+			wantOK:    false,
+		},
+		{
+			name:     "a namespace within its min is never preempted",
+			capacity: 8,
+			quotas:   []Quota{gpuQuota("team-a", 5, 8), gpuQuota("team-b", 3, 3)},
+			pods: []PodUsage{
+				gpuPod("a1", "team-a", 2, -100, 1),
+				gpuPod("a2", "team-a", 3, -100, 2),
+			},
+			preemptor: gpuPod("b", "team-b", 1, 1000, 20),
+			fits:      anyVictim,
+			wantOK:    false,
+		},
+		{
+			name:     "reclaim ignores the borrower's priority",
+			capacity: 5,
+			quotas:   []Quota{gpuQuota("team-a", 4, 5), gpuQuota("team-b", 1, 1)},
+			pods: []PodUsage{
+				gpuPod("a1", "team-a", 4, 1000, 1),
+				gpuPod("a2", "team-a", 1, 1000, 2),
+			},
+			preemptor: gpuPod("b", "team-b", 1, 0, 20),
+			fits:      inQuota,
+			want:      []string{"a2"},
+			wantOK:    true,
+		},
+		{
+			name:     "a gang is preempted whole",
+			capacity: 4,
+			quotas:   []Quota{gpuQuota("team-a", 1, 5), gpuQuota("team-b", 1, 1)},
+			pods: []PodUsage{
+				inGang(gpuPod("ga1", "team-a", 1, 0, 8), "train"),
+				inGang(gpuPod("ga2", "team-a", 1, 0, 9), "train"),
+				gpuPod("a3", "team-a", 1, 0, 1),
+				gpuPod("a4", "team-a", 1, 0, 2),
+			},
+			preemptor: gpuPod("b", "team-b", 1, 0, 20),
+			fits:      inQuota,
+			want:      []string{"ga1", "ga2"},
+			wantOK:    true,
+		},
+		{
+			name:     "a gang that would take its namespace below min is skipped",
+			capacity: 3,
+			quotas:   []Quota{gpuQuota("team-a", 2, 4), gpuQuota("team-b", 1, 1)},
+			pods: []PodUsage{
+				inGang(gpuPod("ga1", "team-a", 1, 0, 8), "train"),
+				inGang(gpuPod("ga2", "team-a", 1, 0, 9), "train"),
+				gpuPod("a3", "team-a", 1, 0, 1),
+			},
+			preemptor: gpuPod("b", "team-b", 1, 0, 20),
+			fits:      inQuota,
+			want:      []string{"a3"},
+			wantOK:    true,
+		},
+		{
+			name:     "gangs are keyed by namespace too",
+			capacity: 8,
+			quotas:   []Quota{gpuQuota("team-a", 0, 8), gpuQuota("team-c", 0, 8), gpuQuota("team-b", 1, 1)},
+			pods: []PodUsage{
+				inGang(gpuPod("ga", "team-a", 1, 0, 9), "train"),
+				inGang(gpuPod("gc", "team-c", 1, 0, 1), "train"),
+			},
+			preemptor: gpuPod("b", "team-b", 1, 0, 20),
+			fits:      anyVictim,
+			want:      []string{"ga"},
+			wantOK:    true,
+		},
+		{
+			name:     "own namespace: only strictly lower priority",
+			capacity: 8,
+			quotas:   []Quota{gpuQuota("team-a", 4, 4)},
+			pods: []PodUsage{
+				gpuPod("a-low-old", "team-a", 1, 1, 0),
+				gpuPod("a-low-new", "team-a", 1, 1, 5),
+				gpuPod("a-same", "team-a", 1, 50, 9),
+				gpuPod("a-high", "team-a", 1, 100, 9),
+			},
+			preemptor: gpuPod("a-new", "team-a", 2, 50, 20),
+			fits:      inQuota,
+			want:      []string{"a-low-new", "a-low-old"},
+			wantOK:    true,
+		},
+		{
+			name:     "own namespace: nothing at equal or higher priority",
+			capacity: 8,
+			quotas:   []Quota{gpuQuota("team-a", 2, 2)},
+			pods: []PodUsage{
+				gpuPod("a-same", "team-a", 1, 50, 9),
+				gpuPod("a-high", "team-a", 1, 100, 9),
+			},
+			preemptor: gpuPod("a-new", "team-a", 1, 50, 20),
+			fits:      anyVictim,
+			wantOK:    false,
+		},
+		{
+			name:     "own namespace gang with a member at equal priority is kept whole",
+			capacity: 8,
+			quotas:   []Quota{gpuQuota("team-a", 2, 2)},
+			pods: []PodUsage{
+				inGang(gpuPod("g-low", "team-a", 1, 1, 9), "train"),
+				inGang(gpuPod("g-same", "team-a", 1, 50, 9), "train"),
+			},
+			preemptor: gpuPod("a-new", "team-a", 1, 50, 20),
+			fits:      anyVictim,
+			wantOK:    false,
+		},
+		{
+			name:     "a borrower cannot reclaim",
+			capacity: 6,
+			quotas:   []Quota{gpuQuota("team-a", 2, 6), gpuQuota("team-b", 2, 6)},
+			pods: []PodUsage{
+				gpuPod("a1", "team-a", 3, 100, 0),
+				gpuPod("b1", "team-b", 1, 0, 5),
+				gpuPod("b2", "team-b", 2, 0, 6),
+			},
+			preemptor: gpuPod("a-new", "team-a", 1, 100, 20),
+			fits:      anyVictim,
+			wantOK:    false,
+		},
+		{
+			name:     "reprieve drops victims that were not needed",
+			capacity: 8,
+			quotas:   []Quota{gpuQuota("team-a", 0, 8), gpuQuota("team-b", 2, 2)},
+			pods: []PodUsage{
+				gpuPod("a-small", "team-a", 1, 0, 5),
+				gpuPod("a-big", "team-a", 2, 1, 0),
+			},
+			preemptor: gpuPod("b", "team-b", 2, 0, 20),
+			fits:      freesGPUs(2),
+			want:      []string{"a-big"},
+			wantOK:    true,
+		},
+		{
+			name:      "no victims when the preemptor already fits",
+			capacity:  8,
+			quotas:    []Quota{gpuQuota("team-a", 0, 8), gpuQuota("team-b", 2, 2)},
+			pods:      []PodUsage{gpuPod("a1", "team-a", 1, 0, 5)},
+			preemptor: gpuPod("b", "team-b", 2, 0, 20),
+			fits:      inQuota,
+			wantOK:    true,
+		},
+		{
+			name:     "repeated candidates count once",
+			capacity: 8,
+			quotas:   []Quota{gpuQuota("team-a", 0, 8)},
+			pods:     []PodUsage{gpuPod("a1", "team-a", 1, 0, 1)},
+			candidates: []PodUsage{
+				gpuPod("a1", "team-a", 1, 0, 1),
+				gpuPod("a1", "team-a", 1, 0, 1),
+			},
+			preemptor: gpuPod("a2", "team-a", 2, 10, 20),
+			fits:      freesGPUs(2),
+			wantOK:    false,
+		},
+		{
+			name:       "no victims needed and none eligible",
+			capacity:   8,
+			quotas:     []Quota{gpuQuota("team-b", 2, 2)},
+			candidates: []PodUsage{},
+			preemptor:  gpuPod("b", "team-b", 2, 0, 20),
+			fits:       inQuota,
+			wantOK:     true,
+		},
+		{
+			name:     "victims must free a resource being reclaimed",
+			capacity: 4,
+			quotas: []Quota{
+				{Namespace: "team-a", Min: Resources{ResourceCPU: 0}, Max: Resources{ResourceNvidiaGPU: 4, ResourceCPU: 8000}},
+				gpuQuota("team-b", 1, 1),
+			},
+			pods: []PodUsage{
+				gpuPod("a-gpu", "team-a", 1, 0, 0),
+				withResources(gpuPod("a-cpu", "team-a", 0, 0, 9), Resources{ResourceCPU: 4000}),
+			},
+			preemptor: gpuPod("b", "team-b", 1, 0, 20),
+			fits:      anyVictim,
+			want:      []string{"a-gpu"},
+			wantOK:    true,
+		},
+		{
+			name:     "ungoverned preemptor only preempts ungoverned lower-priority pods",
+			capacity: 8,
+			quotas:   []Quota{gpuQuota("team-a", 0, 8)},
+			pods: []PodUsage{
+				gpuPod("a1", "team-a", 1, 0, 9),
+				gpuPod("y-high", "team-y", 1, 20, 9),
+				gpuPod("y-low", "team-y", 1, 0, 1),
+			},
+			preemptor: gpuPod("z", "team-z", 1, 10, 20),
+			fits:      anyVictim,
+			want:      []string{"y-low"},
+			wantOK:    true,
+		},
+		{
+			name:     "the preemptor is never its own victim",
+			capacity: 2,
+			quotas:   []Quota{gpuQuota("team-a", 0, 2), gpuQuota("team-b", 2, 2)},
+			pods:     []PodUsage{gpuPod("a1", "team-a", 1, 0, 1)},
+			candidates: []PodUsage{
+				gpuPod("b", "team-b", 1, -1, 20), // a stale record of the preemptor itself
+				gpuPod("a1", "team-a", 1, 0, 1),
+			},
+			preemptor: gpuPod("b", "team-b", 1, 0, 20),
+			fits:      freesGPUs(2),
+			wantOK:    false,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tr := newTestTracker(t, tt.capacity, tt.quotas...)
+			for _, p := range tt.pods {
+				tr.AddPod(p)
+			}
+			candidates := tt.candidates
+			if candidates == nil {
+				candidates = tt.pods
+			}
+			fits := tt.fits(tr, tt.preemptor)
+
+			got, ok := tr.SelectVictims(tt.preemptor, candidates, fits)
+			if ok != tt.wantOK || !slices.Equal(uids(got), tt.want) {
+				t.Fatalf("SelectVictims = %v, %v; want %v, %v", uids(got), ok, tt.want, tt.wantOK)
+			}
+			// The order of candidates must not matter.
+			reversed := slices.Clone(candidates)
+			slices.Reverse(reversed)
+			again, okAgain := tr.SelectVictims(tt.preemptor, reversed, fits)
+			if okAgain != ok || !slices.Equal(uids(again), uids(got)) {
+				t.Errorf("with candidates reversed: %v, %v; want %v, %v", uids(again), okAgain, uids(got), ok)
+			}
+		})
+	}
+}
+
+// TestSelectVictimsMayCallBack checks that fits can use the Tracker, which
+// the adapter's quota check does, without deadlocking.
+func TestSelectVictimsMayCallBack(t *testing.T) {
+	tr := newTestTracker(t, 2, gpuQuota("team-a", 1, 2), gpuQuota("team-b", 1, 1))
+	tr.AddPod(gpuPod("a1", "team-a", 2, 0, 0))
+	preemptor := gpuPod("b", "team-b", 1, 0, 1)
+	fits := func(victims []PodUsage) bool {
+		// A concurrent writer must not wedge a read lock taken here.
+		done := make(chan struct{})
+		go func() { tr.SetClusterCapacity(gpus(2)); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+			t.Fatal("fits was called with the tracker locked")
+		}
+		_ = tr.Snapshot()
+		return len(victims) > 0
+	}
+	if got, ok := tr.SelectVictims(preemptor, []PodUsage{gpuPod("a1", "team-a", 2, 0, 0)}, fits); ok {
+		t.Errorf("took %v although a1 would take team-a below its min", uids(got))
+	}
+}
