@@ -57,15 +57,15 @@ func (t *programTB) Fatalf(format string, args ...any) {
 	t.Fail()
 	panic(fatalError{fmt.Sprintf(format, args...)})
 }
-func (t *programTB) Helper()                           {}
-func (t *programTB) Log(args ...any)                   { fmt.Fprintln(t.log, args...) }
-func (t *programTB) Logf(format string, args ...any)   { fmt.Fprintf(t.log, format+"\n", args...) }
-func (t *programTB) Name() string                      { return t.name }
-func (t *programTB) Setenv(key, value string)          { os.Setenv(key, value) }
-func (t *programTB) Skip(args ...any)                  { t.Log(args...); t.SkipNow() }
-func (t *programTB) Skipf(format string, args ...any)  { t.Logf(format, args...); t.SkipNow() }
-func (t *programTB) SkipNow()                          { panic(fatalError{"skip"}) }
-func (t *programTB) Skipped() bool                     { return false }
+func (t *programTB) Helper()                          {}
+func (t *programTB) Log(args ...any)                  { fmt.Fprintln(t.log, args...) }
+func (t *programTB) Logf(format string, args ...any)  { fmt.Fprintf(t.log, format+"\n", args...) }
+func (t *programTB) Name() string                     { return t.name }
+func (t *programTB) Setenv(key, value string)         { os.Setenv(key, value) }
+func (t *programTB) Skip(args ...any)                 { t.Log(args...); t.SkipNow() }
+func (t *programTB) Skipf(format string, args ...any) { t.Logf(format, args...); t.SkipNow() }
+func (t *programTB) SkipNow()                         { panic(fatalError{"skip"}) }
+func (t *programTB) Skipped() bool                    { return false }
 func (t *programTB) TempDir() string {
 	d, err := os.MkdirTemp("", "tessera-")
 	if err != nil {
