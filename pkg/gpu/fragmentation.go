@@ -1,0 +1,147 @@
+package gpu
+
+import "sync"
+
+// NonGPU is a node's free CPU and memory, which decide whether a class can
+// run there at all. A negative value means unknown and is not checked.
+type NonGPU struct {
+	CPUMilli  int64
+	MemoryMiB int64
+}
+
+// Fragmentation is the expected free GPU capacity, in milli-GPUs, that a pod
+// drawn from classes could not use on this node: the fragmentation measure
+// of FGD (Weng et al., "Beware of Fragmentation", USENIX ATC '23). free is the
+// node's free CPU and memory.
+//
+// For each class, if the node cannot host it at all (too few free whole
+// GPUs, no GPU with room for the share, no slot for the MIG profile, or too
+// little CPU or memory), all free GPU capacity counts as fragmented.
+// Otherwise the fragmented part is the free capacity on GPUs that cannot
+// serve the class by themselves: for a share of m milli the GPUs with less
+// than m free, for whole GPUs the GPUs that are partly used, for a MIG
+// profile the GPUs on which it no longer fits, and always the GPUs of the
+// other kind (MIG GPUs for whole GPUs and shares, MIG-disabled GPUs for MIG).
+// The result is the sum over classes of weight times fragmented capacity.
+//
+// It is on the scheduler's hot path, called for every feasible node and
+// every pod, and does not allocate on nodes of up to 16 GPUs.
+func (s *NodeState) Fragmentation(free NonGPU, classes []WeightedClass) float64 {
+	// Per-GPU free capacity, computed once; on the stack for usual nodes.
+	var buf [16]int64
+	freeMilli := buf[:0]
+	if len(s.gpus) > len(buf) {
+		freeMilli = make([]int64, 0, len(s.gpus))
+	}
+	var total int64
+	for pos := range s.gpus {
+		m := s.freeMilli(pos)
+		freeMilli = append(freeMilli, m)
+		total += m
+	}
+	if total == 0 {
+		return 0
+	}
+	f := 0.0
+	for i := range classes {
+		c := &classes[i]
+		if c.Weight == 0 {
+			continue
+		}
+		f += c.Weight * float64(s.classFragmentation(free, &c.Class, freeMilli, total))
+	}
+	return f
+}
+
+// classFragmentation is the free capacity class c could not use; freeMilli
+// holds each GPU's free capacity and total their sum.
+func (s *NodeState) classFragmentation(free NonGPU, c *Class, freeMilli []int64, total int64) int64 {
+	if free.CPUMilli >= 0 && c.CPUMilli > free.CPUMilli || free.MemoryMiB >= 0 && c.MemoryMiB > free.MemoryMiB {
+		return total
+	}
+	var frag int64
+	switch {
+	case c.GPUs > 0:
+		n := 0
+		for pos, m := range freeMilli {
+			if s.freeWhole(pos) {
+				n++
+			} else {
+				frag += m
+			}
+		}
+		if n < c.GPUs {
+			return total
+		}
+	case c.ShareMilli > 0:
+		fits := false
+		for pos, m := range freeMilli {
+			if m >= int64(c.ShareMilli) && s.info.gpus[pos].mode == MIGDisabled {
+				fits = true
+			} else {
+				frag += m
+			}
+		}
+		if !fits {
+			return total
+		}
+	case c.MIGProfile != "":
+		fits := false
+		for pos, m := range freeMilli {
+			if s.migFits(pos, c.MIGProfile) {
+				fits = true
+			} else {
+				frag += m
+			}
+		}
+		if !fits {
+			return total
+		}
+	}
+	return frag
+}
+
+// migFits reports whether one more instance of profile could be held on the
+// GPU at pos: a free existing instance, or room to create one on a
+// MIG-dynamic GPU.
+func (s *NodeState) migFits(pos int, profile string) bool {
+	gi, st := &s.info.gpus[pos], &s.gpus[pos]
+	if gi.mode == MIGDisabled {
+		return false
+	}
+	for i := range gi.instances {
+		if st.held&(1<<i) == 0 && sameProfile(gi.instances[i].profile.Name, profile) {
+			return true
+		}
+	}
+	if gi.mode != MIGDynamic {
+		return false
+	}
+	pi := gi.product.profileIndex(profile)
+	return pi >= 0 && canCreate(&gi.product.MIGProfiles[pi], st)
+}
+
+// scratchStates recycles the working copies FragmentationDelta needs, so
+// that scoring does not allocate.
+var scratchStates = sync.Pool{New: func() any { return new(NodeState) }}
+
+// FragmentationDelta is how much placing a on s would change its
+// fragmentation: Fragmentation after (with after the free CPU and memory
+// left once the pod runs) minus Fragmentation before (with free). This is the
+// FGD score: among feasible nodes and assignments a scheduler prefers the
+// smallest increase. s is not changed. The error is Add's, when a does not
+// fit s.
+func FragmentationDelta(s *NodeState, a Assignment, free, after NonGPU, classes []WeightedClass) (float64, error) {
+	before := s.Fragmentation(free, classes)
+	w := scratchStates.Get().(*NodeState)
+	w.info = s.info
+	w.gpus = append(w.gpus[:0], s.gpus...)
+	err := w.apply(a)
+	delta := 0.0
+	if err == nil {
+		delta = w.Fragmentation(after, classes) - before
+	}
+	w.info = nil
+	scratchStates.Put(w)
+	return delta, err
+}
