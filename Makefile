@@ -39,11 +39,12 @@ demo: build ## Run the playground: real control plane + scheduler on a simulated
 bench: ## Benchmarks (scheduler_perf and trace replay): not implemented yet.
 	@echo "make bench: not implemented yet; see the benchmarks issue." >&2; exit 2
 
-manifests: ## Regenerate CRDs from the Go types.
-	$(CONTROLLER_GEN) crd paths=sigs.k8s.io/scheduler-plugins/apis/scheduling/v1alpha1 output:crd:dir=manifests/crds
+manifests: ## Regenerate CRDs and deepcopy code from the Go types.
+	$(CONTROLLER_GEN) object paths=./pkg/apis/...
+	$(CONTROLLER_GEN) crd paths=./pkg/apis/... paths=sigs.k8s.io/scheduler-plugins/apis/scheduling/v1alpha1 output:crd:dir=manifests/crds
 
 verify: manifests ## Fail if generated files are out of date.
-	git diff --exit-code -- manifests/
+	git diff --exit-code -- manifests/ pkg/apis/
 
 clean:
 	rm -rf $(BIN)
