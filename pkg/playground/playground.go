@@ -83,7 +83,7 @@ func Run(ctx context.Context, o Options) error {
 	}
 	defer cp.Stop()
 
-	if err := p.step("Installing CRDs (PodGroup, ElasticQuota)", func() (string, error) {
+	if err := p.step("Installing CRDs (PodGroup, ElasticQuota, NodeGPUTopology)", func() (string, error) {
 		objs, err := readAll(manifests.FS, "crds")
 		if err != nil {
 			return "", err

@@ -26,8 +26,10 @@ func TestPlaygroundReport(t *testing.T) {
 		re   string
 	}{
 		{"progress for the control plane", `• Starting etcd and kube-apiserver \.\.\. ok`},
-		{"4-GPU training pod on a whole-GPU node", `(?m)^\s+team-a\s+train-4gpu\s+4 GPU\s+gpu-(h100-[ab]|a100-pcie)\s+.*Running$`},
-		{"MIG pod on the MIG node", `(?m)^\s+team-b\s+mig-small\s+1 x MIG 1g\.10gb\s+gpu-a100-mig\s+.*Running$`},
+		{"4-GPU training pod on four GPUs of one NUMA node", `(?m)^\s+team-a\s+train-4gpu\s+4 GPU\s+gpu-(h100-[ab]|a100-pcie)\s+GPUs (0,1,2,3|4,5,6,7)\s+Running$`},
+		{"MIG pod on a legal slot of the MIG node", `(?m)^\s+team-b\s+mig-small\s+1 x MIG 1g\.10gb\s+gpu-a100-mig\s+MIG 1g\.10gb on GPU \d \(start \d\)\s+Running$`},
+		{"shares packed on one GPU", `(?m)^\s+team-b\s+notebook-half-gpu\s+500m of a GPU\s+(\S+)\s+500m of GPU (\d)\s+Running$`},
+		{"GPU map", `(?m)^\s+gpu-h100-[ab]\s+NVIDIA-H100-80GB-HBM3\s+[█▒·]{4} [█▒·]{4}\s+`},
 		{"oversized pod pending", `(?m)^\s+team-a\s+too-big-16gpu\s+16 GPU\s+-\s+.*Pending$`},
 		{"reason for the pending pod", `team-a/too-big-16gpu: Unschedulable: 0/4 nodes are available`},
 		{"node table", `(?m)^\s+gpu-a100-mig\s+NVIDIA-A100-SXM4-80GB\s+`},
@@ -39,5 +41,10 @@ func TestPlaygroundReport(t *testing.T) {
 	}
 	if n := strings.Count(report, "Running\n"); n != 10 {
 		t.Errorf("%d pods running, want 10 of 11", n)
+	}
+	half := regexp.MustCompile(`(?m)notebook-half-gpu\s+\S+ of a GPU\s+(\S+)\s+500m of GPU (\d)`).FindStringSubmatch(report)
+	quarter := regexp.MustCompile(`(?m)notebook-quarter-gpu\s+\S+ of a GPU\s+(\S+)\s+250m of GPU (\d)`).FindStringSubmatch(report)
+	if half == nil || quarter == nil || half[1] != quarter[1] || half[2] != quarter[2] {
+		t.Errorf("the two GPU shares were not packed onto one GPU: %v / %v", half, quarter)
 	}
 }

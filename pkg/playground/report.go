@@ -9,13 +9,16 @@ import (
 
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
+
+	"github.com/tessera-sched/tessera/pkg/gpu"
+	"github.com/tessera-sched/tessera/pkg/plugins/gpuplacement"
 )
 
 const (
 	gpuResource          = "nvidia.com/gpu"
 	migResourcePrefix    = "nvidia.com/mig-"
 	shareAnnotation      = "tessera.dev/gpu-milli"
-	assignmentAnnotation = "tessera.dev/gpu-assignment"
+	assignmentAnnotation = gpu.AnnotationAssignment
 	productLabel         = "nvidia.com/gpu.product"
 )
 
@@ -35,34 +38,38 @@ func report(out io.Writer, nodes []v1.Node, pods []v1.Pod) {
 	fmt.Fprintln(tw, "  NAMESPACE\tPOD\tASKS\tNODE\tDEVICES\tSTATUS")
 	var pending []v1.Pod
 	for _, p := range pods {
-		node, devices, status := p.Spec.NodeName, p.Annotations[assignmentAnnotation], string(p.Status.Phase)
+		node, devices, status := p.Spec.NodeName, "-", string(p.Status.Phase)
 		if node == "" {
 			node, status = "-", "Pending"
 			pending = append(pending, p)
 		}
-		if devices == "" {
-			devices = "-"
+		if raw, ok := p.Annotations[assignmentAnnotation]; ok {
+			if a, err := gpu.UnmarshalAssignment(raw); err == nil {
+				devices = a.Describe()
+			}
 		}
 		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\t%s\n", p.Namespace, p.Name, asks(&p), node, devices, status)
 	}
 	tw.Flush()
 
-	fmt.Fprintln(out, "\nNodes")
+	fmt.Fprintln(out, "\nNodes (one mark per GPU, a space between NUMA nodes:  █ in use  ▒ partly in use (shares, MIG slices)  · free)")
 	tw = tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "  NODE\tGPU PRODUCT\tDEVICES IN USE\tPODS")
+	fmt.Fprintln(tw, "  NODE\tGPU PRODUCT\tGPUS\tIN USE\tPODS")
 	for _, n := range nodes {
-		used := map[v1.ResourceName]int64{}
 		var names []string
-		for _, p := range pods {
-			if p.Spec.NodeName != n.Name {
-				continue
-			}
-			names = append(names, p.Namespace+"/"+p.Name)
-			for name, q := range podRequests(&p) {
-				used[name] += q.Value()
+		var onNode []*v1.Pod
+		for i := range pods {
+			if pods[i].Spec.NodeName == n.Name {
+				names = append(names, pods[i].Namespace+"/"+pods[i].Name)
+				onNode = append(onNode, &pods[i])
 			}
 		}
-		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\n", n.Name, n.Labels[productLabel], deviceUse(n.Status.Allocatable, used), strings.Join(names, ", "))
+		gpuMap, inUse := "-", "-"
+		if s := gpuplacement.NodeGPUState(&n, onNode); s != nil {
+			gpuMap = drawGPUs(s)
+			inUse = fmt.Sprintf("%s of %d GPUs", trimFloat(float64(s.UsedMilli())/1000), s.GPUCount())
+		}
+		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\n", n.Name, n.Labels[productLabel], gpuMap, inUse, strings.Join(names, ", "))
 	}
 	tw.Flush()
 
@@ -104,20 +111,28 @@ func asks(p *v1.Pod) string {
 	return strings.Join(parts, ", ")
 }
 
-// deviceUse prints used/allocatable for each GPU-like resource of a node.
-func deviceUse(alloc v1.ResourceList, used map[v1.ResourceName]int64) string {
-	var parts []string
-	for name, q := range alloc {
-		if name == gpuResource || strings.HasPrefix(string(name), migResourcePrefix) {
-			label := "GPU"
-			if name != gpuResource {
-				label = strings.TrimPrefix(string(name), migResourcePrefix)
-			}
-			parts = append(parts, fmt.Sprintf("%d/%d %s", used[name], q.Value(), label))
+// drawGPUs draws one mark per GPU: █ fully in use, ▒ partly (shares or MIG
+// slices), · free; a space separates NUMA nodes.
+func drawGPUs(s *gpu.NodeState) string {
+	var b strings.Builder
+	for i, g := range s.GPUs() {
+		if i > 0 && g.GPU.NUMANode != s.GPUs()[i-1].GPU.NUMANode {
+			b.WriteByte(' ')
+		}
+		switch {
+		case g.FreeMilli >= g.CapacityMilli && g.Use == gpu.UseFree:
+			b.WriteString("·")
+		case g.FreeMilli <= 0:
+			b.WriteString("█")
+		default:
+			b.WriteString("▒")
 		}
 	}
-	sort.Strings(parts)
-	return strings.Join(parts, ", ")
+	return b.String()
+}
+
+func trimFloat(f float64) string {
+	return strings.TrimSuffix(strings.TrimRight(fmt.Sprintf("%.2f", f), "0"), ".")
 }
 
 // podRequests sums container requests (limits where only limits are set,

@@ -4,45 +4,519 @@
 // domain and the cluster unfragmented.
 //
 // This package is the framework adapter; the GPU model, allocation and
-// fragmentation scoring live in pkg/gpu.
+// fragmentation scoring live in pkg/gpu. All state is derived: a node's GPU
+// state comes from its topology (NodeGPUTopology or GPU Feature Discovery
+// labels) and the pods on it (their tessera.dev/gpu-assignment annotations,
+// or the plugin's reservations for pods still in flight), so a restarted
+// scheduler rebuilds it from the API server.
 package gpuplacement
 
 import (
 	"context"
+	"fmt"
+	"math"
+	"strconv"
+	"sync"
 
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/tools/cache"
+	"k8s.io/klog/v2"
 	fwk "k8s.io/kube-scheduler/framework"
+	"k8s.io/kubernetes/pkg/scheduler/util"
+
+	"github.com/tessera-sched/tessera/pkg/gpu"
 )
 
 // Name is the plugin's name in the registry and in scheduler configurations.
 const Name = "GPUPlacement"
 
+const stateKey fwk.StateKey = Name
+
 // GPUPlacement places GPU pods at device level.
 type GPUPlacement struct {
-	handle fwk.Handle
-	args   *Args
+	handle     fwk.Handle
+	args       *Args
+	topologies *topologies
+	ledger     *ledger
+	states     *stateCache
+	demand     *gpu.Distribution
+	observed   *observedSet
+	metrics    *nodeMetrics
 }
 
-var _ fwk.PreFilterPlugin = &GPUPlacement{}
+var (
+	_ fwk.PreFilterPlugin   = &GPUPlacement{}
+	_ fwk.FilterPlugin      = &GPUPlacement{}
+	_ fwk.PreScorePlugin    = &GPUPlacement{}
+	_ fwk.ScorePlugin       = &GPUPlacement{}
+	_ fwk.ReservePlugin     = &GPUPlacement{}
+	_ fwk.PreBindPlugin     = &GPUPlacement{}
+	_ fwk.EnqueueExtensions = &GPUPlacement{}
+)
 
 // New builds the plugin from validated args; invalid args fail scheduler
-// start-up with an error naming the field.
-func New(_ context.Context, obj runtime.Object, h fwk.Handle) (fwk.Plugin, error) {
+// start-up with an error naming the field. It watches NodeGPUTopology
+// objects (when served) and pod deletions until ctx ends.
+func New(ctx context.Context, obj runtime.Object, h fwk.Handle) (fwk.Plugin, error) {
 	args, err := DecodeArgs(obj)
 	if err != nil {
 		return nil, err
 	}
-	return &GPUPlacement{handle: h, args: args}, nil
+	pl := &GPUPlacement{
+		handle:     h,
+		args:       args,
+		topologies: newTopologies(ctx, h.KubeConfig()),
+		ledger:     newLedger(),
+		states:     &stateCache{entries: map[string]cachedState{}},
+		demand:     gpu.NewDistribution(int(*args.DemandHalfLife)),
+		observed:   newObservedSet(100000),
+		metrics:    newNodeMetrics(),
+	}
+	if f := h.SharedInformerFactory(); f != nil {
+		// Reservations end with the pod; the annotation carries the
+		// assignment from then on.
+		_, err := f.Core().V1().Pods().Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+			DeleteFunc: func(obj any) {
+				if pod, ok := podOf(obj); ok {
+					pl.ledger.forget(pod.UID)
+				}
+			},
+		})
+		if err != nil {
+			return nil, err
+		}
+		_, err = f.Core().V1().Nodes().Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+			DeleteFunc: func(obj any) {
+				if node, ok := obj.(*v1.Node); ok {
+					pl.states.forget(node.Name)
+					pl.topologies.forget(node.Name)
+					pl.metrics.forget(node.Name)
+				}
+			},
+		})
+		if err != nil {
+			return nil, err
+		}
+		go pl.metrics.run(ctx, pl, f)
+	}
+	return pl, nil
 }
 
 // Name returns the plugin name.
 func (pl *GPUPlacement) Name() string { return Name }
 
-// PreFilter skips every pod until device-level placement lands.
-func (pl *GPUPlacement) PreFilter(_ context.Context, _ fwk.CycleState, _ *v1.Pod, _ []fwk.NodeInfo) (*fwk.PreFilterResult, *fwk.Status) {
-	return nil, fwk.NewStatus(fwk.Skip)
+// cycleState is what GPUPlacement keeps for one pod's scheduling cycle.
+type cycleState struct {
+	demand  *demand
+	classes []gpu.WeightedClass
+
+	mu sync.Mutex
+	// picks holds, per feasible node, the devices Filter chose and the
+	// node's state, for Score and Reserve.
+	picks map[string]*pick
 }
 
-// PreFilterExtensions returns nil.
+type pick struct {
+	assignment gpu.Assignment
+	placement  gpu.Placement
+	state      *nodeState
+	free       gpu.NonGPU
+	raw        float64
+}
+
+// Clone shares the demand (read-only) and copies the picks.
+func (s *cycleState) Clone() fwk.StateData {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c := &cycleState{demand: s.demand, classes: s.classes, picks: make(map[string]*pick, len(s.picks))}
+	for k, v := range s.picks {
+		c.picks[k] = v
+	}
+	return c
+}
+
+func (s *cycleState) setPick(node string, p *pick) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.picks[node] = p
+}
+
+func (s *cycleState) getPick(node string) *pick {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.picks[node]
+}
+
+func getCycleState(cs fwk.CycleState) (*cycleState, error) {
+	d, err := cs.Read(stateKey)
+	if err != nil {
+		return nil, err
+	}
+	s, ok := d.(*cycleState)
+	if !ok {
+		return nil, fmt.Errorf("%s: unexpected cycle state %T", Name, d)
+	}
+	return s, nil
+}
+
+// PreFilter parses the pod's GPU demand once. Pods without GPU demand are
+// skipped at every later extension point; a malformed annotation leaves the
+// pod Pending with a reason naming the annotation and value.
+func (pl *GPUPlacement) PreFilter(ctx context.Context, cs fwk.CycleState, pod *v1.Pod, _ []fwk.NodeInfo) (*fwk.PreFilterResult, *fwk.Status) {
+	d, err := parseDemand(pod)
+	if err != nil {
+		return nil, fwk.NewStatus(fwk.UnschedulableAndUnresolvable, err.Error())
+	}
+	if d.isZero() {
+		return nil, fwk.NewStatus(fwk.Skip)
+	}
+	if pl.observed.firstTime(pod.UID) {
+		if c, ok := gpu.ClassOf(d.requestOn(""), d.cpuMilli, d.memoryMiB); ok {
+			pl.demand.Observe(c)
+		}
+	}
+	s := &cycleState{demand: d, picks: map[string]*pick{}}
+	if pl.args.ScoringStrategy == FragmentationAware {
+		s.classes = pl.demand.Snapshot().Classes()
+	}
+	cs.Write(stateKey, s)
+	return nil, nil
+}
+
+// PreFilterExtensions returns nil: node state is derived from the NodeInfo
+// Filter is given, so pods added or removed by preemption's simulation are
+// already accounted for.
 func (pl *GPUPlacement) PreFilterExtensions() fwk.PreFilterExtensions { return nil }
+
+// nodeStateFor returns the node's derived GPU state, from cache when the
+// node, its pods and its topology are unchanged.
+func (pl *GPUPlacement) nodeStateFor(logger klog.Logger, ni fwk.NodeInfo) *nodeState {
+	node := ni.Node()
+	topo, key := pl.topologies.forNode(logger, node)
+	if s, ok := pl.states.get(node.Name, ni.GetGeneration(), key); ok {
+		return s
+	}
+	pods := make([]*v1.Pod, 0, len(ni.GetPods()))
+	for _, pi := range ni.GetPods() {
+		pods = append(pods, pi.GetPod())
+	}
+	s := pl.buildState(logger, topo, pods)
+	pl.states.put(node.Name, ni.GetGeneration(), key, s)
+	return s
+}
+
+// Filter checks device-level fit: that the node has the exact devices the
+// pod needs (free whole GPUs in one domain when required, a legal MIG slot,
+// room for the share on one GPU), not merely enough of a count.
+func (pl *GPUPlacement) Filter(ctx context.Context, cs fwk.CycleState, pod *v1.Pod, ni fwk.NodeInfo) *fwk.Status {
+	s, err := getCycleState(cs)
+	if err != nil {
+		return fwk.AsStatus(err)
+	}
+	ns := pl.nodeStateFor(klog.FromContext(ctx), ni)
+	if ns.state == nil {
+		return fwk.NewStatus(fwk.UnschedulableAndUnresolvable, "node has no GPUs")
+	}
+	if ns.overbooked {
+		return fwk.NewStatus(fwk.Unschedulable, "node's GPUs are over-committed by pods placed outside Tessera")
+	}
+	a, placement, err := ns.state.Allocate(s.demand.requestOn(ns.topo.singleProfile))
+	if err != nil {
+		reason := err.Error()
+		if fe, ok := err.(gpu.FitError); ok {
+			reason = fe.Reason()
+		}
+		return fwk.NewStatus(fwk.Unschedulable, reason)
+	}
+	s.setPick(ni.Node().Name, &pick{assignment: a, placement: placement, state: ns, free: freeNonGPU(ni)})
+	return nil
+}
+
+// freeNonGPU is the node's unrequested CPU and memory.
+func freeNonGPU(ni fwk.NodeInfo) gpu.NonGPU {
+	alloc, req := ni.GetAllocatable(), ni.GetRequested()
+	return gpu.NonGPU{
+		CPUMilli:  alloc.GetMilliCPU() - req.GetMilliCPU(),
+		MemoryMiB: (alloc.GetMemory() - req.GetMemory()) >> 20,
+	}
+}
+
+// PreScore skips scoring for pods without GPU demand.
+func (pl *GPUPlacement) PreScore(_ context.Context, cs fwk.CycleState, _ *v1.Pod, _ []fwk.NodeInfo) *fwk.Status {
+	if _, err := getCycleState(cs); err != nil {
+		return fwk.NewStatus(fwk.Skip)
+	}
+	return nil
+}
+
+// Score computes each node's raw placement value; NormalizeScore turns the
+// raw values of all nodes into 0-100 and mixes in topology locality.
+//
+//   - FragmentationAware: the increase of the node's expected unusable GPU
+//     capacity (FGD) caused by the chosen devices; smaller is better.
+//   - BinPack: the node's GPU utilisation after placement; higher is better.
+//   - Spread: the opposite of BinPack.
+func (pl *GPUPlacement) Score(ctx context.Context, cs fwk.CycleState, _ *v1.Pod, ni fwk.NodeInfo) (int64, *fwk.Status) {
+	s, err := getCycleState(cs)
+	if err != nil {
+		return 0, fwk.AsStatus(err)
+	}
+	p := s.getPick(ni.Node().Name)
+	if p == nil {
+		return 0, nil
+	}
+	switch pl.args.ScoringStrategy {
+	case FragmentationAware:
+		after := gpu.NonGPU{CPUMilli: p.free.CPUMilli - s.demand.cpuMilli, MemoryMiB: p.free.MemoryMiB - s.demand.memoryMiB}
+		delta, err := gpu.FragmentationDelta(p.state.state, p.assignment, p.free, after, s.classes)
+		if err != nil {
+			return 0, fwk.AsStatus(err)
+		}
+		p.raw = delta
+	default:
+		capacity := p.state.state.Capacity()
+		if capacity > 0 {
+			p.raw = float64(p.state.state.UsedMilli()+p.assignment.Milli()) / float64(capacity)
+		}
+	}
+	return 0, nil
+}
+
+// ScoreExtensions returns the plugin itself for NormalizeScore.
+func (pl *GPUPlacement) ScoreExtensions() fwk.ScoreExtensions { return pl }
+
+// NormalizeScore maps the raw values of all scored nodes onto 0-100 (best
+// node 100) and mixes in locality for multi-GPU pods: TopologyWeight percent
+// of the score is 100 for GPUs in one NVLink domain, 50 for one NUMA node,
+// 0 for scattered GPUs.
+func (pl *GPUPlacement) NormalizeScore(_ context.Context, cs fwk.CycleState, _ *v1.Pod, scores fwk.NodeScoreList) *fwk.Status {
+	s, err := getCycleState(cs)
+	if err != nil {
+		return fwk.AsStatus(err)
+	}
+	lo, hi := math.Inf(1), math.Inf(-1)
+	for i := range scores {
+		if p := s.getPick(scores[i].Name); p != nil {
+			lo, hi = math.Min(lo, p.raw), math.Max(hi, p.raw)
+		}
+	}
+	multiGPU := s.demand.wholeGPUs > 1
+	tw := float64(*pl.args.TopologyWeight)
+	if !multiGPU {
+		tw = 0
+	}
+	for i := range scores {
+		p := s.getPick(scores[i].Name)
+		if p == nil {
+			scores[i].Score = 0
+			continue
+		}
+		value := 1.0
+		if hi > lo {
+			value = (p.raw - lo) / (hi - lo)
+			if pl.args.ScoringStrategy != BinPack {
+				// Smaller is better for fragmentation increase and spread.
+				value = 1 - value
+			}
+		}
+		locality := 0.0
+		switch p.placement.Level {
+		case gpu.LocalityDomain:
+			locality = 1
+		case gpu.LocalityNUMA:
+			locality = 0.5
+		}
+		scores[i].Score = int64(math.Round(value*(100-tw) + locality*tw))
+	}
+	return nil
+}
+
+// Reserve records the devices chosen for the pod on the node, so that no
+// other pod in flight is given them.
+func (pl *GPUPlacement) Reserve(ctx context.Context, cs fwk.CycleState, pod *v1.Pod, nodeName string) *fwk.Status {
+	s, err := getCycleState(cs)
+	if err != nil {
+		return nil
+	}
+	p := s.getPick(nodeName)
+	if p == nil {
+		// Filter did not run on this node in this cycle: decide now, from
+		// the cycle's snapshot.
+		ni, err := pl.handle.SnapshotSharedLister().NodeInfos().Get(nodeName)
+		if err != nil {
+			return fwk.AsStatus(err)
+		}
+		if st := pl.Filter(ctx, cs, pod, ni); !st.IsSuccess() {
+			return st
+		}
+		p = s.getPick(nodeName)
+	}
+	pl.ledger.set(pod.UID, p.assignment)
+	return nil
+}
+
+// Unreserve releases the pod's reserved devices.
+func (pl *GPUPlacement) Unreserve(_ context.Context, cs fwk.CycleState, pod *v1.Pod, _ string) {
+	pl.ledger.forget(pod.UID)
+}
+
+// PreBindPreFlight skips PreBind for pods without GPU demand.
+func (pl *GPUPlacement) PreBindPreFlight(_ context.Context, cs fwk.CycleState, pod *v1.Pod, _ string) (*fwk.PreBindPreFlightResult, *fwk.Status) {
+	if _, ok := pl.ledger.get(pod.UID); !ok {
+		return nil, fwk.NewStatus(fwk.Skip)
+	}
+	return &fwk.PreBindPreFlightResult{AllowParallel: true}, nil
+}
+
+// PreBind writes the decision on the pod, as the annotation
+// tessera.dev/gpu-assignment (for the node-side component that hands the
+// devices to the container, and for rebuilding state after a restart), and
+// records an Event saying which devices the pod got.
+func (pl *GPUPlacement) PreBind(ctx context.Context, cs fwk.CycleState, pod *v1.Pod, nodeName string) *fwk.Status {
+	a, ok := pl.ledger.get(pod.UID)
+	if !ok {
+		return nil
+	}
+	var topo *nodeTopology
+	if s, err := getCycleState(cs); err == nil {
+		if p := s.getPick(nodeName); p != nil {
+			topo = p.state.topo
+		}
+	}
+	if topo != nil {
+		a = a.WithUUIDs(topo.topo)
+	}
+	value, err := gpu.MarshalAssignment(a)
+	if err != nil {
+		return fwk.AsStatus(err)
+	}
+	patch := fmt.Sprintf(`{"metadata":{"annotations":{%s:%s}}}`, strconv.Quote(AnnotationAssignment), strconv.Quote(value))
+	if _, err := pl.handle.ClientSet().CoreV1().Pods(pod.Namespace).Patch(ctx, pod.Name, types.StrategicMergePatchType, []byte(patch), metav1PatchOptions); err != nil {
+		return fwk.AsStatus(fmt.Errorf("writing %s on pod: %w", AnnotationAssignment, err))
+	}
+	if r := pl.handle.EventRecorder(); r != nil {
+		r.Eventf(pod, nil, v1.EventTypeNormal, "GPUAssigned", "Binding", "Assigned %s on node %s", describe(a, topo), nodeName)
+	}
+	return nil
+}
+
+// describe says in words which devices an assignment holds, with the
+// interconnect they share when a pod got several whole GPUs.
+func describe(a gpu.Assignment, topo *nodeTopology) string {
+	s := a.Describe()
+	if topo != nil && len(a.GPUs) > 1 && len(a.MIG) == 0 && len(a.Shares) == 0 {
+		if d := commonDomain(a.GPUs, topo.topo); d != "" {
+			s += " (NVLink domain " + d + ")"
+		} else if n := commonNUMA(a.GPUs, topo.topo); n >= 0 {
+			s += fmt.Sprintf(" (NUMA node %d)", n)
+		}
+	}
+	return s
+}
+
+func commonDomain(idx []int, t gpu.Topology) string {
+	d := ""
+	for i, g := range idx {
+		gd := gpuByIndex(t, g).Domain
+		if gd == "" || (i > 0 && gd != d) {
+			return ""
+		}
+		d = gd
+	}
+	return d
+}
+
+func commonNUMA(idx []int, t gpu.Topology) int {
+	n := -1
+	for i, g := range idx {
+		gn := gpuByIndex(t, g).NUMANode
+		if gn < 0 || (i > 0 && gn != n) {
+			return -1
+		}
+		n = gn
+	}
+	return n
+}
+
+func gpuByIndex(t gpu.Topology, index int) gpu.GPU {
+	for _, g := range t.GPUs {
+		if g.Index == index {
+			return g
+		}
+	}
+	return gpu.GPU{NUMANode: -1}
+}
+
+// EventsToRegister wakes pods rejected by GPUPlacement only when GPUs may
+// have become available: a GPU pod left a node, or a GPU node appeared or
+// changed its GPUs.
+func (pl *GPUPlacement) EventsToRegister(_ context.Context) ([]fwk.ClusterEventWithHint, error) {
+	return []fwk.ClusterEventWithHint{
+		{Event: fwk.ClusterEvent{Resource: fwk.AssignedPod, ActionType: fwk.Delete}, QueueingHintFn: pl.isSchedulableAfterPodDeleted},
+		{Event: fwk.ClusterEvent{Resource: fwk.Node, ActionType: fwk.Add | fwk.UpdateNodeAllocatable | fwk.UpdateNodeLabel}, QueueingHintFn: pl.isSchedulableAfterNodeChange},
+	}, nil
+}
+
+func (pl *GPUPlacement) isSchedulableAfterPodDeleted(_ klog.Logger, _ *v1.Pod, oldObj, _ any) (fwk.QueueingHint, error) {
+	deleted, ok := podOf(oldObj)
+	if !ok {
+		return fwk.Queue, nil
+	}
+	if _, has := deleted.Annotations[AnnotationAssignment]; has {
+		return fwk.Queue, nil
+	}
+	if d, err := parseDemand(deleted); err == nil && !d.isZero() {
+		return fwk.Queue, nil
+	}
+	return fwk.QueueSkip, nil
+}
+
+func (pl *GPUPlacement) isSchedulableAfterNodeChange(_ klog.Logger, _ *v1.Pod, _, newObj any) (fwk.QueueingHint, error) {
+	_, node, err := util.As[*v1.Node](nil, newObj)
+	if err != nil {
+		return fwk.Queue, err
+	}
+	if _, ok := topologyFromLabels(node); ok {
+		return fwk.Queue, nil
+	}
+	return fwk.QueueSkip, nil
+}
+
+func podOf(obj any) (*v1.Pod, bool) {
+	switch o := obj.(type) {
+	case *v1.Pod:
+		return o, true
+	case cache.DeletedFinalStateUnknown:
+		p, ok := o.Obj.(*v1.Pod)
+		return p, ok
+	}
+	return nil, false
+}
+
+// observedSet remembers which pods' demand has been learned, so a pod that
+// is retried is counted once. It forgets everything when full, which only
+// lets a few retried pods count twice.
+type observedSet struct {
+	mu   sync.Mutex
+	max  int
+	seen map[types.UID]struct{}
+}
+
+func newObservedSet(max int) *observedSet {
+	return &observedSet{max: max, seen: map[types.UID]struct{}{}}
+}
+
+func (o *observedSet) firstTime(uid types.UID) bool {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if _, ok := o.seen[uid]; ok {
+		return false
+	}
+	if len(o.seen) >= o.max {
+		o.seen = map[types.UID]struct{}{}
+	}
+	o.seen[uid] = struct{}{}
+	return true
+}

@@ -1,0 +1,166 @@
+package gpuplacement
+
+import (
+	"context"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	v1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/discovery"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/dynamic/dynamicinformer"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/cache"
+	"k8s.io/klog/v2"
+
+	tesserav1alpha1 "github.com/tessera-sched/tessera/pkg/apis/tessera/v1alpha1"
+	"github.com/tessera-sched/tessera/pkg/gpu"
+)
+
+// topologyResource is the NodeGPUTopology resource tessera-agent writes.
+var topologyResource = tesserav1alpha1.SchemeGroupVersion.WithResource("nodegputopologies")
+
+// topologies resolves each node's GPU topology: the NodeGPUTopology the
+// node's agent published when there is a valid one, else the topology
+// derived from the node's labels and capacity. Results are cached per node
+// until the node or its NodeGPUTopology changes.
+type topologies struct {
+	// informer watches NodeGPUTopology objects; nil where the API server does
+	// not serve them (CRD not installed) or there is no API server (replay).
+	informer cache.SharedIndexInformer
+
+	mu    sync.Mutex
+	cache map[string]cachedTopology
+}
+
+type cachedTopology struct {
+	key  string
+	topo *nodeTopology
+}
+
+// newTopologies starts watching NodeGPUTopology objects when cfg's API
+// server serves them, waits briefly for the initial list, and stops
+// watching when ctx ends.
+func newTopologies(ctx context.Context, cfg *rest.Config) *topologies {
+	t := &topologies{cache: map[string]cachedTopology{}}
+	if cfg == nil {
+		return t
+	}
+	logger := klog.FromContext(ctx)
+	disc, err := discovery.NewDiscoveryClientForConfig(cfg)
+	if err != nil {
+		logger.Error(err, "Cannot check for NodeGPUTopology; using GPU Feature Discovery labels only")
+		return t
+	}
+	resources, err := disc.ServerResourcesForGroupVersion(tesserav1alpha1.SchemeGroupVersion.String())
+	served := false
+	if err == nil {
+		for _, r := range resources.APIResources {
+			served = served || r.Name == topologyResource.Resource
+		}
+	}
+	if !served {
+		logger.Info("NodeGPUTopology is not served (CRD not installed); GPU topology comes from GPU Feature Discovery labels only")
+		return t
+	}
+	client, err := dynamic.NewForConfig(cfg)
+	if err != nil {
+		logger.Error(err, "Cannot watch NodeGPUTopology; using GPU Feature Discovery labels only")
+		return t
+	}
+	factory := dynamicinformer.NewDynamicSharedInformerFactory(client, 0)
+	t.informer = factory.ForResource(topologyResource).Informer()
+	factory.Start(ctx.Done())
+	go func() {
+		<-ctx.Done()
+		factory.Shutdown()
+	}()
+	syncCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if !cache.WaitForCacheSync(syncCtx.Done(), t.informer.HasSynced) {
+		logger.Error(nil, "NodeGPUTopology informer did not sync in 30s; nodes use labels until it does")
+	}
+	return t
+}
+
+// forNode returns the node's topology (nil for a node without GPUs) and a
+// key that changes whenever the topology may have changed.
+func (t *topologies) forNode(logger klog.Logger, node *v1.Node) (*nodeTopology, string) {
+	var obj *unstructured.Unstructured
+	key := fingerprint(node)
+	if t.informer != nil {
+		if o, exists, err := t.informer.GetStore().GetByKey(node.Name); err == nil && exists {
+			if u, ok := o.(*unstructured.Unstructured); ok {
+				obj = u
+				key = "ngt/" + string(u.GetUID()) + "/" + u.GetResourceVersion() + "/" + key
+			}
+		}
+	}
+	t.mu.Lock()
+	c, ok := t.cache[node.Name]
+	t.mu.Unlock()
+	if ok && c.key == key {
+		return c.topo, key
+	}
+	topo := t.resolve(logger, node, obj)
+	t.mu.Lock()
+	t.cache[node.Name] = cachedTopology{key: key, topo: topo}
+	t.mu.Unlock()
+	return topo, key
+}
+
+func (t *topologies) resolve(logger klog.Logger, node *v1.Node, obj *unstructured.Unstructured) *nodeTopology {
+	if obj != nil {
+		var ngt tesserav1alpha1.NodeGPUTopology
+		err := runtime.DefaultUnstructuredConverter.FromUnstructured(obj.Object, &ngt)
+		if err == nil {
+			var topo gpu.Topology
+			if topo, err = topologyFromObject(&ngt); err == nil && len(topo.GPUs) > 0 {
+				return &nodeTopology{topo: topo, source: "NodeGPUTopology"}
+			}
+		}
+		logger.Error(err, "Ignoring invalid NodeGPUTopology; using the node's labels", "node", klog.KObj(node))
+	}
+	topo, ok := topologyFromLabels(node)
+	if !ok {
+		return nil
+	}
+	return &topo
+}
+
+// fingerprint identifies everything of a node that topologyFromLabels
+// reads, so a derived topology is rebuilt exactly when one of them changes
+// and not on every status heartbeat.
+func fingerprint(node *v1.Node) string {
+	var b strings.Builder
+	b.WriteString(string(node.UID))
+	b.WriteByte('|')
+	b.WriteString(node.Labels[labelProduct])
+	b.WriteByte('|')
+	b.WriteString(node.Labels[labelMIGStrategy])
+	names := make([]string, 0, 4)
+	for name := range node.Status.Allocatable {
+		if strings.HasPrefix(string(name), "nvidia.com/") {
+			names = append(names, string(name))
+		}
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		q := node.Status.Allocatable[v1.ResourceName(n)]
+		b.WriteByte('|')
+		b.WriteString(n)
+		b.WriteByte('=')
+		b.WriteString(q.String())
+	}
+	return b.String()
+}
+
+func (t *topologies) forget(node string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	delete(t.cache, node)
+}

@@ -1,0 +1,146 @@
+package gpuplacement
+
+import (
+	"strings"
+	"testing"
+
+	v1 "k8s.io/api/core/v1"
+	st "k8s.io/kubernetes/pkg/scheduler/testing"
+
+	tesserav1alpha1 "github.com/tessera-sched/tessera/pkg/apis/tessera/v1alpha1"
+	"github.com/tessera-sched/tessera/pkg/gpu"
+)
+
+func gpuNode(name string, labels map[string]string, capacity map[v1.ResourceName]string) *v1.Node {
+	w := st.MakeNode().Name(name).Capacity(capacity)
+	for k, v := range labels {
+		w = w.Label(k, v)
+	}
+	return w.Obj()
+}
+
+func TestTopologyFromLabels(t *testing.T) {
+	tests := []struct {
+		name          string
+		node          *v1.Node
+		wantOK        bool
+		wantGPUs      int
+		wantMIG       map[string]int
+		wantDomain    string
+		wantSingle    string
+		wantMIGStatic int
+	}{
+		{
+			name:   "CPU node",
+			node:   gpuNode("cpu", nil, map[v1.ResourceName]string{v1.ResourceCPU: "8"}),
+			wantOK: false,
+		},
+		{
+			name:       "8 x H100 SXM: one NVSwitch domain",
+			node:       gpuNode("h100", map[string]string{labelProduct: "NVIDIA-H100-80GB-HBM3"}, map[v1.ResourceName]string{ResourceGPU: "8"}),
+			wantOK:     true,
+			wantGPUs:   8,
+			wantDomain: "nvswitch-0",
+		},
+		{
+			name:     "unknown product counts as plain GPUs",
+			node:     gpuNode("t4", map[string]string{labelProduct: "T4"}, map[v1.ResourceName]string{ResourceGPU: "2"}),
+			wantOK:   true,
+			wantGPUs: 2,
+		},
+		{
+			name: "mixed strategy: 2 whole GPUs and MIG instances",
+			node: gpuNode("mig", map[string]string{labelProduct: "NVIDIA-A100-SXM4-80GB", labelMIGStrategy: "mixed"},
+				map[v1.ResourceName]string{ResourceGPU: "2", "nvidia.com/mig-3g.40gb": "2", "nvidia.com/mig-1g.10gb": "7"}),
+			wantOK:        true,
+			wantGPUs:      4,
+			wantMIG:       map[string]int{"3g.40gb": 2, "1g.10gb": 7},
+			wantMIGStatic: 2,
+		},
+		{
+			name: "mixed strategy with gpu.count: the same layout on every GPU",
+			node: gpuNode("uniform", map[string]string{labelProduct: "NVIDIA-A100-SXM4-80GB", labelMIGStrategy: "mixed", labelCount: "8"},
+				map[v1.ResourceName]string{"nvidia.com/mig-3g.40gb": "8", "nvidia.com/mig-2g.20gb": "8", "nvidia.com/mig-1g.10gb": "16"}),
+			wantOK:        true,
+			wantGPUs:      8,
+			wantMIG:       map[string]int{"3g.40gb": 8, "2g.20gb": 8, "1g.10gb": 16},
+			wantMIGStatic: 8,
+		},
+		{
+			name: "single strategy: nvidia.com/gpu counts MIG devices",
+			node: gpuNode("single", map[string]string{labelProduct: "NVIDIA-A100-SXM4-40GB-MIG-1g.5gb", labelMIGStrategy: "single"},
+				map[v1.ResourceName]string{ResourceGPU: "14"}),
+			wantOK:        true,
+			wantGPUs:      2,
+			wantMIG:       map[string]int{"1g.5gb": 14},
+			wantSingle:    "1g.5gb",
+			wantMIGStatic: 2,
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got, ok := topologyFromLabels(tc.node)
+			if ok != tc.wantOK {
+				t.Fatalf("ok = %v, want %v", ok, tc.wantOK)
+			}
+			if !ok {
+				return
+			}
+			if err := got.topo.Validate(); err != nil {
+				t.Fatalf("derived topology invalid: %v", err)
+			}
+			if len(got.topo.GPUs) != tc.wantGPUs {
+				t.Errorf("%d GPUs, want %d", len(got.topo.GPUs), tc.wantGPUs)
+			}
+			if got.singleProfile != tc.wantSingle {
+				t.Errorf("single profile %q, want %q", got.singleProfile, tc.wantSingle)
+			}
+			mig, static := map[string]int{}, 0
+			for _, g := range got.topo.GPUs {
+				if g.MIG == gpu.MIGStatic {
+					static++
+				}
+				for _, in := range g.Instances {
+					mig[in.Profile]++
+				}
+				if tc.wantDomain != "" && g.Domain != tc.wantDomain {
+					t.Errorf("GPU %d in domain %q, want %q", g.Index, g.Domain, tc.wantDomain)
+				}
+			}
+			if static != tc.wantMIGStatic {
+				t.Errorf("%d MIG-static GPUs, want %d", static, tc.wantMIGStatic)
+			}
+			for p, n := range tc.wantMIG {
+				if mig[p] != n {
+					t.Errorf("%d instances of %s, want %d (all: %v)", mig[p], p, n, mig)
+				}
+			}
+		})
+	}
+}
+
+func TestTopologyFromObject(t *testing.T) {
+	numa := func(n int32) *int32 { return &n }
+	obj := &tesserav1alpha1.NodeGPUTopology{Spec: tesserav1alpha1.NodeGPUTopologySpec{GPUs: []tesserav1alpha1.GPUDevice{
+		{Index: 1, UUID: "GPU-b", Product: "NVIDIA-H100-80GB-HBM3", NUMANode: numa(1), NVLinkDomain: "clique-7"},
+		{Index: 0, UUID: "GPU-a", Product: "NVIDIA-H100-80GB-HBM3", NUMANode: numa(0), NVLinkDomain: "clique-7",
+			MIG: &tesserav1alpha1.MIGConfig{Mode: tesserav1alpha1.MIGDynamic, Instances: []tesserav1alpha1.MIGInstance{{Profile: "3g.40gb", Start: 4}}}},
+	}}}
+	topo, err := topologyFromObject(obj)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if topo.GPUs[0].Index != 0 || topo.GPUs[0].MIG != gpu.MIGDynamic || topo.GPUs[0].Instances[0].Start != 4 || topo.GPUs[1].NUMANode != 1 || topo.GPUs[1].Domain != "clique-7" {
+		t.Errorf("unexpected conversion: %+v", topo)
+	}
+
+	obj.Spec.GPUs[1].MIG.Instances = append(obj.Spec.GPUs[1].MIG.Instances, tesserav1alpha1.MIGInstance{Profile: "4g.40gb", Start: 0})
+	obj.Spec.GPUs[1].MIG.Instances = append(obj.Spec.GPUs[1].MIG.Instances, tesserav1alpha1.MIGInstance{Profile: "3g.40gb", Start: 0})
+	if _, err := topologyFromObject(obj); err == nil {
+		t.Error("overlapping MIG instances accepted")
+	}
+	obj.Spec.GPUs[1].MIG = &tesserav1alpha1.MIGConfig{Mode: "Sometimes"}
+	if _, err := topologyFromObject(obj); err == nil || !strings.Contains(err.Error(), "Sometimes") {
+		t.Errorf("bad mode: error %v", err)
+	}
+}
