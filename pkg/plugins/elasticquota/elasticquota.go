@@ -23,7 +23,10 @@ type ElasticQuota struct {
 	args   *Args
 }
 
-var _ fwk.PreFilterPlugin = &ElasticQuota{}
+var (
+	_ fwk.PreFilterPlugin = &ElasticQuota{}
+	_ fwk.SignPlugin      = &ElasticQuota{}
+)
 
 // New builds the plugin from validated args; invalid args fail scheduler
 // start-up with an error naming the field.
@@ -48,3 +51,9 @@ func (pl *ElasticQuota) PreFilter(_ context.Context, _ fwk.CycleState, _ *v1.Pod
 
 // PreFilterExtensions returns nil: the plugin keeps no per-node state.
 func (pl *ElasticQuota) PreFilterExtensions() fwk.PreFilterExtensions { return nil }
+
+// SignPod lets the scheduler batch identical pods (KEP-5598); quota
+// decisions depend on the pod's namespace, which is the fragment.
+func (pl *ElasticQuota) SignPod(_ context.Context, pod *v1.Pod) ([]fwk.SignFragment, *fwk.Status) {
+	return []fwk.SignFragment{{Key: "tessera.dev/quota-namespace", Value: pod.Namespace}}, nil
+}

@@ -34,7 +34,10 @@ type Args struct {
 	ScoringStrategy ScoringStrategy `json:"scoringStrategy,omitempty"`
 	// TopologyWeight is the share (0-100) of a node's score given to the
 	// interconnect locality of a multi-GPU pod's devices (same NVLink/NVSwitch
-	// domain beats same NUMA node beats scattered). Default 50.
+	// domain beats same NUMA node beats scattered). Default 20: locality
+	// decides between nodes that are about as good for fragmentation; raise
+	// it to trade cluster packing for multi-GPU performance. Pods that must
+	// have locality ask for it with tessera.dev/gpu-topology: required.
 	TopologyWeight *int32 `json:"topologyWeight,omitempty"`
 	// DemandHalfLife is the number of observed GPU pods after which an
 	// observation weighs half in the learned demand mix used by
@@ -44,7 +47,7 @@ type Args struct {
 }
 
 const (
-	defaultTopologyWeight = 50
+	defaultTopologyWeight = 20
 	defaultDemandHalfLife = 1000
 )
 

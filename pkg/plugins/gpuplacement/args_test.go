@@ -18,7 +18,7 @@ func TestDecodeArgs(t *testing.T) {
 			name: "defaults",
 			raw:  ``,
 			check: func(t *testing.T, a *Args) {
-				if a.ScoringStrategy != FragmentationAware || *a.TopologyWeight != 50 || *a.DemandHalfLife != 1000 {
+				if a.ScoringStrategy != FragmentationAware || *a.TopologyWeight != 20 || *a.DemandHalfLife != 1000 {
 					t.Errorf("unexpected defaults: %+v", a)
 				}
 			},

@@ -34,6 +34,10 @@ const Name = "GPUPlacement"
 
 const stateKey fwk.StateKey = Name
 
+// optimalEpsilon is the fragmentation increase (in expected milli-GPUs)
+// below which two nodes count as equally good.
+const optimalEpsilon = 0.5
+
 // GPUPlacement places GPU pods at device level.
 type GPUPlacement struct {
 	handle     fwk.Handle
@@ -54,6 +58,7 @@ var (
 	_ fwk.ReservePlugin     = &GPUPlacement{}
 	_ fwk.PreBindPlugin     = &GPUPlacement{}
 	_ fwk.EnqueueExtensions = &GPUPlacement{}
+	_ fwk.SignPlugin        = &GPUPlacement{}
 )
 
 // New builds the plugin from validated args; invalid args fail scheduler
@@ -243,11 +248,28 @@ func freeNonGPU(ni fwk.NodeInfo) gpu.NonGPU {
 	}
 }
 
-// PreScore skips scoring for pods without GPU demand.
-func (pl *GPUPlacement) PreScore(_ context.Context, cs fwk.CycleState, _ *v1.Pod, _ []fwk.NodeInfo) *fwk.Status {
-	if _, err := getCycleState(cs); err != nil {
+// PreScore prepares scoring. A pod without GPU demand is scored only by
+// FragmentationAware, and only once GPU demand has been observed: its CPU and
+// memory can strand a node's GPUs (no CPU left for the GPU pods that would
+// use them), so it is steered to where it strands the least — preferably
+// nodes without GPUs. In a cluster that never saw a GPU pod this costs
+// nothing.
+func (pl *GPUPlacement) PreScore(_ context.Context, cs fwk.CycleState, pod *v1.Pod, _ []fwk.NodeInfo) *fwk.Status {
+	if _, err := getCycleState(cs); err == nil {
+		return nil
+	}
+	if pl.args.ScoringStrategy != FragmentationAware {
 		return fwk.NewStatus(fwk.Skip)
 	}
+	snap := pl.demand.Snapshot()
+	if snap.Observations() == 0 {
+		return fwk.NewStatus(fwk.Skip)
+	}
+	d, err := parseDemand(pod)
+	if err != nil || !d.isZero() {
+		return fwk.NewStatus(fwk.Skip)
+	}
+	cs.Write(stateKey, &cycleState{demand: d, classes: snap.Classes(), picks: map[string]*pick{}})
 	return nil
 }
 
@@ -265,7 +287,17 @@ func (pl *GPUPlacement) Score(ctx context.Context, cs fwk.CycleState, _ *v1.Pod,
 	}
 	p := s.getPick(ni.Node().Name)
 	if p == nil {
-		return 0, nil
+		if !s.demand.isZero() {
+			return 0, nil
+		}
+		// A pod without GPU demand: Filter did not run; the pick holds no
+		// devices, only the node's state and free CPU/memory.
+		p = &pick{state: pl.nodeStateFor(klog.FromContext(ctx), ni), free: freeNonGPU(ni)}
+		s.setPick(ni.Node().Name, p)
+		if p.state.state == nil {
+			// No GPUs on the node: nothing to strand.
+			return 0, nil
+		}
 	}
 	switch pl.args.ScoringStrategy {
 	case FragmentationAware:
@@ -287,10 +319,20 @@ func (pl *GPUPlacement) Score(ctx context.Context, cs fwk.CycleState, _ *v1.Pod,
 // ScoreExtensions returns the plugin itself for NormalizeScore.
 func (pl *GPUPlacement) ScoreExtensions() fwk.ScoreExtensions { return pl }
 
-// NormalizeScore maps the raw values of all scored nodes onto 0-100 (best
-// node 100) and mixes in locality for multi-GPU pods: TopologyWeight percent
-// of the score is 100 for GPUs in one NVLink domain, 50 for one NUMA node,
-// 0 for scattered GPUs.
+// NormalizeScore maps the raw values of all scored nodes onto 0-100 and
+// mixes in locality for multi-GPU pods: TopologyWeight percent of the score
+// is 100 for GPUs in one NVLink domain, 50 for one NUMA node, 0 for
+// scattered GPUs.
+//
+// FragmentationAware is tiered: every node whose fragmentation increase is
+// the smallest (within optimalEpsilon) gets the full value, every other node
+// at most half of it, scaled by how much worse it is. With the plugin's
+// weight this keeps FGD's choice of node — the smallest increase — out of
+// reach of the default plugins' CPU/memory spreading, which only breaks ties
+// among equally good nodes. (A plain min-max scaling lets one outlier node
+// squeeze all others into a few points, which the default scorers then
+// override: measured on the openb trace, that cost 3 points of GPU
+// allocation.)
 func (pl *GPUPlacement) NormalizeScore(_ context.Context, cs fwk.CycleState, _ *v1.Pod, scores fwk.NodeScoreList) *fwk.Status {
 	s, err := getCycleState(cs)
 	if err != nil {
@@ -314,10 +356,14 @@ func (pl *GPUPlacement) NormalizeScore(_ context.Context, cs fwk.CycleState, _ *
 			continue
 		}
 		value := 1.0
-		if hi > lo {
+		switch {
+		case pl.args.ScoringStrategy == FragmentationAware:
+			if p.raw > lo+optimalEpsilon {
+				value = 0.5 * (1 - (p.raw-lo)/(hi-lo))
+			}
+		case hi > lo:
 			value = (p.raw - lo) / (hi - lo)
-			if pl.args.ScoringStrategy != BinPack {
-				// Smaller is better for fragmentation increase and spread.
+			if pl.args.ScoringStrategy == Spread {
 				value = 1 - value
 			}
 		}
@@ -519,4 +565,26 @@ func (o *observedSet) firstTime(uid types.UID) bool {
 	}
 	o.seen[uid] = struct{}{}
 	return true
+}
+
+// signerName is GPUPlacement's signature fragment for opportunistic
+// batching (KEP-5598): pods with the same GPU demand get the same
+// feasibility and scores on the same nodes.
+const signerName = "tessera.dev/gpu-demand"
+
+// SignPod lets the scheduler batch identical pods. Without it upstream turns
+// batching off for every pod of the profile, GPU or not. The fragment is the
+// pod's GPU demand (whole GPUs, MIG slices, share, locality); CPU and memory
+// are signed by NodeResourcesFit. Pods with malformed GPU annotations are
+// not batched.
+func (pl *GPUPlacement) SignPod(_ context.Context, pod *v1.Pod) ([]fwk.SignFragment, *fwk.Status) {
+	d, err := parseDemand(pod)
+	if err != nil {
+		return nil, fwk.NewStatus(fwk.Unschedulable, err.Error())
+	}
+	return []fwk.SignFragment{{Key: signerName, Value: struct {
+		Whole, Share int
+		MIG          []gpu.MIGRequest
+		Locality     gpu.Locality
+	}{d.wholeGPUs, d.shareMilli, d.mig, d.locality}}}, nil
 }
