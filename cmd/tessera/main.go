@@ -30,7 +30,7 @@ func newRootCommand() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newPlaygroundCommand())
+	root.AddCommand(newPlaygroundCommand(), newReplayCommand())
 	return root
 }
 

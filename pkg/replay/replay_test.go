@@ -1,0 +1,130 @@
+package replay
+
+import (
+	"context"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+
+	v1 "k8s.io/api/core/v1"
+
+	"github.com/tessera-sched/tessera/pkg/plugins/gpuplacement"
+)
+
+// traceDir is the openb trace shipped beside the repository (../shared).
+func traceDir(t *testing.T) string {
+	t.Helper()
+	_, file, _, _ := runtime.Caller(0)
+	return filepath.Join(filepath.Dir(file), "..", "..", "..", "shared", "data", "openb")
+}
+
+func loadTrace(t *testing.T, pods string) ([]NodeRow, []PodRow) {
+	t.Helper()
+	nodes, err := ReadNodesFile(filepath.Join(traceDir(t), "openb_node_list_gpu_node.csv"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	podRows, err := ReadPodsFile(filepath.Join(traceDir(t), pods))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return nodes, podRows
+}
+
+func TestReadTrace(t *testing.T) {
+	nodes, pods := loadTrace(t, "openb_pod_list_default.csv")
+	gpus := 0
+	for _, n := range nodes {
+		gpus += n.GPUs
+	}
+	if len(nodes) != 1213 || gpus != 6212 || len(pods) != 8152 {
+		t.Fatalf("read %d nodes, %d GPUs, %d pods; the trace has 1213, 6212, 8152", len(nodes), gpus, len(pods))
+	}
+	_, err := ReadPods(strings.NewReader("name,cpu_milli,memory_mib,num_gpu,gpu_milli\np,1000,1024,2,500\n"), "bad.csv")
+	if err == nil || !strings.Contains(err.Error(), "bad.csv:2: column gpu_milli") {
+		t.Errorf("error %v does not name file, line and column", err)
+	}
+}
+
+func TestSample(t *testing.T) {
+	_, pods := loadTrace(t, "openb_pod_list_default.csv")
+	a := Sample(pods, 6212*1000, 1.3, 42)
+	b := Sample(pods, 6212*1000, 1.3, 42)
+	c := Sample(pods, 6212*1000, 1.3, 43)
+	var total int64
+	for _, p := range a {
+		total += p.GPURequestMilli()
+	}
+	if total < int64(1.3*6212*1000) || total > int64(1.3*6212*1000)+8000 {
+		t.Errorf("sampled %d milli, want just over 1.3 x capacity", total)
+	}
+	if len(a) != len(b) || a[0].Name != b[0].Name || a[len(a)-1].Name != b[len(b)-1].Name {
+		t.Error("same seed, different sample")
+	}
+	if len(a) == len(c) && a[0].Name == c[0].Name && a[1].Name == c[1].Name {
+		t.Error("different seeds, same sample")
+	}
+}
+
+// TestReplaySliceInvariants replays a slice of the trace (one seed, a few
+// hundred pods on a few dozen nodes, so the cluster fills up) through the
+// real framework and plugins, for both profiles, and checks invariants of
+// the final state — not a number.
+func TestReplaySliceInvariants(t *testing.T) {
+	nodes, pods := loadTrace(t, "openb_pod_list_default.csv")
+	// Every 30th node: all GPU models, a cluster small enough to fill.
+	var slice []NodeRow
+	for i := 0; i < len(nodes); i += 30 {
+		slice = append(slice, nodes[i])
+	}
+	for _, profile := range []Profile{ProfileTessera, ProfileBaseline} {
+		t.Run(string(profile), func(t *testing.T) {
+			ctx := context.Background()
+			var sim *Simulator
+			res, err := runWith(ctx, Options{Nodes: slice, Pods: pods, Seeds: []int64{42}, Inflate: 1.3, Profile: profile}, &sim)
+			if err != nil {
+				t.Fatal(err)
+			}
+			sr := res.Seeds[0]
+			if sr.Scheduled == 0 || sr.Dropped == 0 {
+				t.Fatalf("weak test: %d scheduled, %d dropped", sr.Scheduled, sr.Dropped)
+			}
+			for _, p := range sr.Curve {
+				// arrived is rounded to whole percent: allow half a point.
+				if p.Allocated > float64(p.Arrived)+0.5 || p.Allocated < 0 {
+					t.Errorf("allocated %.2f%% > arrived %d%%", p.Allocated, p.Arrived)
+				}
+			}
+			if last := sr.Curve[len(sr.Curve)-1]; last.Arrived < 125 || last.Allocated > 100 {
+				t.Errorf("curve ends at arrived %d%%, allocated %.2f%%: want arrived near 130%%, allocated at most 100%%", last.Arrived, last.Allocated)
+			}
+			if sr.AllocAt100 <= 0 || sr.AllocAt100 > 100 {
+				t.Errorf("allocation at 100%% arrived = %v", sr.AllocAt100)
+			}
+			for _, ni := range sim.NodeInfos() {
+				node := ni.Node()
+				var cpu, mem int64
+				var podsOn []*v1.Pod
+				for _, pi := range ni.GetPods() {
+					p := pi.GetPod()
+					cpu += p.Spec.Containers[0].Resources.Requests.Cpu().MilliValue()
+					mem += p.Spec.Containers[0].Resources.Requests.Memory().Value()
+					podsOn = append(podsOn, p)
+				}
+				if cpu > node.Status.Allocatable.Cpu().MilliValue() || mem > node.Status.Allocatable.Memory().Value() {
+					t.Errorf("node %s over capacity: cpu %d/%d, memory %d/%d", node.Name, cpu, node.Status.Allocatable.Cpu().MilliValue(), mem, node.Status.Allocatable.Memory().Value())
+				}
+				// Rebuilding the node from its pods' annotations alone fails
+				// on any GPU above 1000 milli or device held twice.
+				if s := gpuplacement.NodeGPUState(node, nil); s != nil {
+					for _, p := range podsOn {
+						if err := addAnnotated(s, p); err != nil {
+							t.Errorf("node %s: %v", node.Name, err)
+						}
+					}
+				}
+			}
+		})
+	}
+}
