@@ -1,0 +1,69 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/spf13/pflag"
+
+	"github.com/tessera-sched/tessera/pkg/agent"
+)
+
+// options are tessera-agent's flags.
+type options struct {
+	print         bool
+	once          bool
+	nodeName      string
+	kubeconfig    string
+	interval      time.Duration
+	migLayout     string
+	waitForDriver bool
+	hostRoot      string
+	nvmlLibrary   string
+}
+
+// defaultInterval is how often the agent re-discovers the GPUs. A minute
+// notices MIG reconfigurations and GPUs falling off the bus soon enough for
+// scheduling, at one NVML sweep (milliseconds) and one GET per node.
+const defaultInterval = 60 * time.Second
+
+func newOptions() *options {
+	return &options{
+		nodeName:  os.Getenv("NODE_NAME"),
+		interval:  defaultInterval,
+		migLayout: string(agent.MIGLayoutStatic),
+		hostRoot:  "/",
+	}
+}
+
+func (o *options) addFlags(fs *pflag.FlagSet) {
+	fs.BoolVar(&o.print, "print", false, "discover the GPUs, print the NodeGPUTopology as YAML on stdout and exit, without contacting the cluster")
+	fs.BoolVar(&o.once, "once", false, "publish once and exit (non-zero if publishing failed) instead of re-checking every --interval")
+	fs.StringVar(&o.nodeName, "node-name", o.nodeName, "name of this node, and so of its NodeGPUTopology (default: $NODE_NAME, set from spec.nodeName by the DaemonSet; with --print, the host name)")
+	fs.StringVar(&o.kubeconfig, "kubeconfig", "", "kubeconfig file to reach the API server (default: the in-cluster service account)")
+	fs.DurationVar(&o.interval, "interval", o.interval, "how often to re-discover the GPUs and update the NodeGPUTopology if it changed")
+	fs.StringVar(&o.migLayout, "mig-layout", o.migLayout, `MIG mode to publish for MIG-enabled GPUs: "static" (the scheduler hands out existing instances only) or "dynamic" (the scheduler may choose slots for new instances; the agent does not create instances, so use this only with an external MIG manager that does)`)
+	fs.BoolVar(&o.waitForDriver, "wait-for-driver", false, "if NVML cannot be loaded (no driver yet), keep retrying with backoff instead of exiting")
+	fs.StringVar(&o.hostRoot, "host-root", o.hostRoot, "root of the host file system, under which sys/bus/pci/devices/<bus id>/numa_node is read when NVML cannot tell a GPU's NUMA node")
+	fs.StringVar(&o.nvmlLibrary, "nvml-library", "", "path of libnvidia-ml.so.1 (default: the dynamic linker's search path)")
+}
+
+// validate checks the flags that do not depend on the environment.
+func (o *options) validate() (agent.MIGLayout, error) {
+	layout, err := agent.ParseMIGLayout(o.migLayout)
+	if err != nil {
+		return "", fmt.Errorf("--mig-layout: %w", err)
+	}
+	if o.interval <= 0 {
+		return "", fmt.Errorf("--interval must be positive, got %v", o.interval)
+	}
+	if o.print && o.once {
+		return "", errors.New("--print and --once exclude each other: --print never publishes")
+	}
+	if !o.print && o.nodeName == "" {
+		return "", errors.New("no node name: set --node-name or the NODE_NAME environment variable (the DaemonSet sets it from spec.nodeName)")
+	}
+	return layout, nil
+}

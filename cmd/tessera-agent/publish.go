@@ -1,0 +1,54 @@
+package main
+
+import (
+	"context"
+	"os"
+
+	"k8s.io/component-base/version"
+	"k8s.io/klog/v2"
+
+	"github.com/tessera-sched/tessera/pkg/agent"
+	tesserav1alpha1 "github.com/tessera-sched/tessera/pkg/apis/tessera/v1alpha1"
+)
+
+// runPublish implements the default mode: keep the node's NodeGPUTopology
+// current until the process is stopped (or once, with --once).
+func runPublish(ctx context.Context, o *options, d deps) error {
+	layout, err := o.validate()
+	if err != nil {
+		return err
+	}
+	logger := klog.FromContext(ctx)
+	client, err := d.newClient(o.kubeconfig)
+	if err != nil {
+		return err
+	}
+	lib, err := openNVML(ctx, o, d)
+	if err != nil {
+		return err
+	}
+	defer shutdownNVML(ctx, lib)
+
+	discoverOpts := agent.Options{
+		MIGLayout: layout,
+		HostFS:    os.DirFS(o.hostRoot),
+		Logger:    logger,
+	}
+	p := &agent.Publisher{
+		Client:       client,
+		NodeName:     o.nodeName,
+		AgentVersion: version.Get().GitVersion,
+		Discover: func() (tesserav1alpha1.NodeGPUTopologySpec, agent.Info, error) {
+			return agent.Discover(lib, discoverOpts)
+		},
+		Logger: logger,
+	}
+	logger.Info("Publishing this node's GPU topology", "node", o.nodeName, "interval", o.interval, "migLayout", layout)
+	if o.once {
+		res, err := p.Sync(ctx)
+		logger.Info("Published once", "node", o.nodeName, "result", res)
+		return err
+	}
+	p.Run(ctx, o.interval)
+	return nil
+}
