@@ -59,7 +59,7 @@ func runPrint(ctx context.Context, o *options, d deps, out io.Writer) error {
 	if _, err := io.WriteString(out, header+string(doc)); err != nil {
 		return err
 	}
-	if _, err := agent.ToTopology(spec); err != nil {
+	if _, err := spec.Topology(); err != nil {
 		return fmt.Errorf("the scheduler would reject this topology, so the agent would not publish it: %w", err)
 	}
 	return nil

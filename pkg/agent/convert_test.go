@@ -49,7 +49,7 @@ func TestRoundTrip(t *testing.T) {
 	if read.Status.GPUCount != 8 || read.Status.Product != "NVIDIA-H100-80GB-HBM3" || read.Status.DriverVersion != "550.54.15" || read.Status.AgentVersion != "v0.1.0" {
 		t.Errorf("status %+v", read.Status)
 	}
-	topo, err := ToTopology(read.Spec)
+	topo, err := read.Spec.Topology()
 	if err != nil {
 		t.Fatalf("the scheduler would reject the topology: %v", err)
 	}
@@ -76,9 +76,9 @@ func TestRoundTrip(t *testing.T) {
 	}
 }
 
-// TestToTopologyRejects checks that specs the scheduler would refuse are
+// TestTopologyRejects checks that specs the scheduler would refuse are
 // refused by the agent too, so that it never publishes them.
-func TestToTopologyRejects(t *testing.T) {
+func TestTopologyRejects(t *testing.T) {
 	h100 := func(index int32, mig *tesserav1alpha1.MIGConfig) tesserav1alpha1.GPUDevice {
 		return tesserav1alpha1.GPUDevice{Index: index, Product: "NVIDIA-H100-80GB-HBM3", MIG: mig}
 	}
@@ -114,9 +114,9 @@ func TestToTopologyRejects(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := ToTopology(tesserav1alpha1.NodeGPUTopologySpec{GPUs: tc.gpus})
+			_, err := tesserav1alpha1.NodeGPUTopologySpec{GPUs: tc.gpus}.Topology()
 			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
-				t.Errorf("ToTopology error %v, want one containing %q", err, tc.wantErr)
+				t.Errorf("Topology error %v, want one containing %q", err, tc.wantErr)
 			}
 		})
 	}

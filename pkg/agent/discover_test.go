@@ -116,7 +116,7 @@ func TestDiscoverMockedSystems(t *testing.T) {
 					t.Errorf("GPU %d: NUMA %v, NVLink %q, PCIe %q; want all unknown", i, g.NUMANode, g.NVLinkDomain, g.PCIeSwitch)
 				}
 			}
-			topo, err := ToTopology(spec)
+			topo, err := spec.Topology()
 			if err != nil {
 				t.Fatalf("the scheduler would reject the topology: %v", err)
 			}
@@ -233,7 +233,7 @@ func TestDiscoverNotSupported(t *testing.T) {
 				t.Fatalf("Discover: %v", err)
 			}
 			tc.check(t, spec.GPUs[3])
-			if _, err := ToTopology(spec); err != nil {
+			if _, err := spec.Topology(); err != nil {
 				t.Errorf("the scheduler would reject the topology: %v", err)
 			}
 		})

@@ -112,7 +112,7 @@ func TestDiscoverLinks(t *testing.T) {
 			if got := field(spec, func(g tesserav1alpha1.GPUDevice) string { return g.PCIeSwitch }); !reflect.DeepEqual(got, tc.wantSwitches) {
 				t.Errorf("PCIe switches %q, want %q", got, tc.wantSwitches)
 			}
-			topo, err := ToTopology(spec)
+			topo, err := spec.Topology()
 			if err != nil {
 				t.Fatalf("the scheduler would reject the topology: %v", err)
 			}

@@ -166,7 +166,7 @@ func TestDiscoverMIG(t *testing.T) {
 			if m := spec.GPUs[1].MIG; m == nil || m.Mode != tesserav1alpha1.MIGDisabled {
 				t.Errorf("GPU 1: MIG %+v, want Disabled", m)
 			}
-			topo, err := ToTopology(spec)
+			topo, err := spec.Topology()
 			if err != nil {
 				t.Fatalf("the scheduler would reject the topology: %v", err)
 			}

@@ -87,7 +87,7 @@ func TestDiscoverNUMA(t *testing.T) {
 			if !reflect.DeepEqual(got, tc.want) {
 				t.Errorf("NUMA nodes %v, want %v", deref(got), deref(tc.want))
 			}
-			topo, err := ToTopology(spec)
+			topo, err := spec.Topology()
 			if err != nil {
 				t.Fatalf("the scheduler would reject the topology: %v", err)
 			}

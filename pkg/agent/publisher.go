@@ -98,7 +98,7 @@ func (p *Publisher) Run(ctx context.Context, interval time.Duration) {
 // exists, the object is kept (ResultKept) and the error returned, because a
 // driver restart or a transient NVML failure must not make the scheduler
 // forget the node's GPUs. A spec that the scheduler would reject (see
-// ToTopology) is not published either.
+// NodeGPUTopologySpec.Topology) is not published either.
 func (p *Publisher) Sync(ctx context.Context) (Result, error) {
 	if p.NodeName == "" {
 		return ResultSkipped, errors.New("no node name")
@@ -108,7 +108,7 @@ func (p *Publisher) Sync(ctx context.Context) (Result, error) {
 		discoverErr = ErrNoGPUs
 	}
 	if discoverErr == nil {
-		if _, err := ToTopology(spec); err != nil {
+		if _, err := spec.Topology(); err != nil {
 			discoverErr = fmt.Errorf("discovered topology is not valid: %w", err)
 		}
 	}

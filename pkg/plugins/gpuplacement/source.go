@@ -119,7 +119,7 @@ func (t *topologies) resolve(logger klog.Logger, node *v1.Node, obj *unstructure
 		err := runtime.DefaultUnstructuredConverter.FromUnstructured(obj.Object, &ngt)
 		if err == nil {
 			var topo gpu.Topology
-			if topo, err = topologyFromObject(&ngt); err == nil && len(topo.GPUs) > 0 {
+			if topo, err = ngt.Spec.Topology(); err == nil && len(topo.GPUs) > 0 {
 				return &nodeTopology{topo: topo, source: "NodeGPUTopology"}
 			}
 		}

@@ -9,7 +9,6 @@ import (
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/klog/v2"
 
-	tesserav1alpha1 "github.com/tessera-sched/tessera/pkg/apis/tessera/v1alpha1"
 	"github.com/tessera-sched/tessera/pkg/gpu"
 )
 
@@ -28,45 +27,6 @@ type nodeTopology struct {
 	singleProfile string
 	// source says where the topology came from, for Events and debugging.
 	source string
-}
-
-// topologyFromObject converts a NodeGPUTopology published by tessera-agent.
-func topologyFromObject(obj *tesserav1alpha1.NodeGPUTopology) (gpu.Topology, error) {
-	t := gpu.Topology{GPUs: make([]gpu.GPU, 0, len(obj.Spec.GPUs))}
-	for _, d := range obj.Spec.GPUs {
-		g := gpu.GPU{
-			Index:      int(d.Index),
-			UUID:       d.UUID,
-			Product:    d.Product,
-			MemoryMiB:  d.MemoryMiB,
-			NUMANode:   -1,
-			Domain:     d.NVLinkDomain,
-			PCIeSwitch: d.PCIeSwitch,
-		}
-		if d.NUMANode != nil {
-			g.NUMANode = int(*d.NUMANode)
-		}
-		if d.MIG != nil {
-			switch d.MIG.Mode {
-			case tesserav1alpha1.MIGStatic:
-				g.MIG = gpu.MIGStatic
-			case tesserav1alpha1.MIGDynamic:
-				g.MIG = gpu.MIGDynamic
-			case tesserav1alpha1.MIGDisabled, "":
-			default:
-				return gpu.Topology{}, fmt.Errorf("gpus[%d].mig.mode: unsupported value %q", d.Index, d.MIG.Mode)
-			}
-			for _, in := range d.MIG.Instances {
-				g.Instances = append(g.Instances, gpu.MIGInstance{Profile: in.Profile, Start: int(in.Start)})
-			}
-		}
-		t.GPUs = append(t.GPUs, g)
-	}
-	sort.Slice(t.GPUs, func(i, j int) bool { return t.GPUs[i].Index < t.GPUs[j].Index })
-	if err := t.Validate(); err != nil {
-		return gpu.Topology{}, err
-	}
-	return t, nil
 }
 
 // topologyFromLabels derives a node's GPUs from GPU Feature Discovery labels

@@ -126,7 +126,7 @@ func TestTopologyFromObject(t *testing.T) {
 		{Index: 0, UUID: "GPU-a", Product: "NVIDIA-H100-80GB-HBM3", NUMANode: numa(0), NVLinkDomain: "clique-7",
 			MIG: &tesserav1alpha1.MIGConfig{Mode: tesserav1alpha1.MIGDynamic, Instances: []tesserav1alpha1.MIGInstance{{Profile: "3g.40gb", Start: 4}}}},
 	}}}
-	topo, err := topologyFromObject(obj)
+	topo, err := obj.Spec.Topology()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -136,11 +136,11 @@ func TestTopologyFromObject(t *testing.T) {
 
 	obj.Spec.GPUs[1].MIG.Instances = append(obj.Spec.GPUs[1].MIG.Instances, tesserav1alpha1.MIGInstance{Profile: "4g.40gb", Start: 0})
 	obj.Spec.GPUs[1].MIG.Instances = append(obj.Spec.GPUs[1].MIG.Instances, tesserav1alpha1.MIGInstance{Profile: "3g.40gb", Start: 0})
-	if _, err := topologyFromObject(obj); err == nil {
+	if _, err := obj.Spec.Topology(); err == nil {
 		t.Error("overlapping MIG instances accepted")
 	}
 	obj.Spec.GPUs[1].MIG = &tesserav1alpha1.MIGConfig{Mode: "Sometimes"}
-	if _, err := topologyFromObject(obj); err == nil || !strings.Contains(err.Error(), "Sometimes") {
+	if _, err := obj.Spec.Topology(); err == nil || !strings.Contains(err.Error(), "Sometimes") {
 		t.Errorf("bad mode: error %v", err)
 	}
 }

@@ -1,22 +1,19 @@
-package agent
+package v1alpha1
 
 import (
 	"fmt"
 	"sort"
 
-	tesserav1alpha1 "github.com/tessera-sched/tessera/pkg/apis/tessera/v1alpha1"
 	"github.com/tessera-sched/tessera/pkg/gpu"
 )
 
-// ToTopology converts a NodeGPUTopology spec into the scheduler's GPU model
-// and validates it, exactly as the GPUPlacement plugin does when it reads a
-// published object (topologyFromObject in pkg/plugins/gpuplacement, which
-// cannot be imported here without compiling the scheduler framework into the
-// agent). The agent refuses to publish a spec this rejects, since the
-// scheduler would ignore it anyway; keep the two in step.
-func ToTopology(spec tesserav1alpha1.NodeGPUTopologySpec) (gpu.Topology, error) {
-	t := gpu.Topology{GPUs: make([]gpu.GPU, 0, len(spec.GPUs))}
-	for _, d := range spec.GPUs {
+// Topology converts the spec into Tessera's GPU model and validates it. It
+// is the one conversion both sides use: the GPUPlacement plugin when it
+// reads a published object, and tessera-agent, which refuses to publish a
+// spec the scheduler would reject.
+func (s NodeGPUTopologySpec) Topology() (gpu.Topology, error) {
+	t := gpu.Topology{GPUs: make([]gpu.GPU, 0, len(s.GPUs))}
+	for _, d := range s.GPUs {
 		g := gpu.GPU{
 			Index:      int(d.Index),
 			UUID:       d.UUID,
@@ -31,11 +28,11 @@ func ToTopology(spec tesserav1alpha1.NodeGPUTopologySpec) (gpu.Topology, error) 
 		}
 		if d.MIG != nil {
 			switch d.MIG.Mode {
-			case tesserav1alpha1.MIGStatic:
+			case MIGStatic:
 				g.MIG = gpu.MIGStatic
-			case tesserav1alpha1.MIGDynamic:
+			case MIGDynamic:
 				g.MIG = gpu.MIGDynamic
-			case tesserav1alpha1.MIGDisabled, "":
+			case MIGDisabled, "":
 			default:
 				return gpu.Topology{}, fmt.Errorf("gpus[%d].mig.mode: unsupported value %q", d.Index, d.MIG.Mode)
 			}
