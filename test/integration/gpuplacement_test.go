@@ -19,16 +19,10 @@ import (
 	"github.com/tessera-sched/tessera/pkg/gpu"
 )
 
-// installCRDs installs the shipped CRDs (idempotent).
+// installCRDs installs the shipped CRDs and namespace (idempotent).
 func installCRDs(t *testing.T) {
 	t.Helper()
-	var crds []*unstructured.Unstructured
-	for _, o := range kustomizeBuild(t, "base") {
-		if o.GetKind() == "CustomResourceDefinition" {
-			crds = append(crds, o)
-		}
-	}
-	applyObjects(t, crds, false)
+	applyObjects(t, namespaceAndCRDs(t), false)
 }
 
 // publishTopology creates a NodeGPUTopology as tessera-agent would.

@@ -41,17 +41,39 @@ func applyObjects(t *testing.T, objs []*unstructured.Unstructured, dryRun bool) 
 	}
 }
 
+// namespaceAndCRDs returns the Namespace and CRDs of manifests/base.
+func namespaceAndCRDs(t *testing.T) []*unstructured.Unstructured {
+	t.Helper()
+	var out []*unstructured.Unstructured
+	for _, o := range kustomizeBuild(t, "base") {
+		if o.GetKind() == "Namespace" || o.GetKind() == "CustomResourceDefinition" {
+			out = append(out, o)
+		}
+	}
+	return out
+}
+
 // TestManifestsAcceptedByAPIServer renders every kustomization we ship and
 // has the real API server validate every object (server-side dry run).
 func TestManifestsAcceptedByAPIServer(t *testing.T) {
-	for _, dir := range []string{"base", "default-scheduler"} {
+	scheduler := []string{"Namespace", "CustomResourceDefinition", "ClusterRole", "ClusterRoleBinding", "ServiceAccount", "ConfigMap", "Deployment"}
+	for dir, wantKinds := range map[string][]string{
+		"base":              scheduler,
+		"default-scheduler": scheduler,
+		"agent":             {"ServiceAccount", "ClusterRole", "ClusterRoleBinding", "DaemonSet", "ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding"},
+	} {
 		t.Run(dir, func(t *testing.T) {
+			if dir == "agent" {
+				// The agent installs into the scheduler's namespace, after
+				// the CRDs.
+				applyObjects(t, namespaceAndCRDs(t), false)
+			}
 			objs := kustomizeBuild(t, dir)
 			kinds := map[string]int{}
 			for _, o := range objs {
 				kinds[o.GetKind()]++
 			}
-			for _, want := range []string{"Namespace", "CustomResourceDefinition", "ClusterRole", "ClusterRoleBinding", "ServiceAccount", "ConfigMap", "Deployment"} {
+			for _, want := range wantKinds {
 				if kinds[want] == 0 {
 					t.Errorf("manifests/%s renders no %s (got %v)", dir, want, kinds)
 				}
