@@ -124,8 +124,10 @@ type WeightedClass struct {
 }
 
 // MaxClasses is the most distinct classes a Distribution keeps. Scoring cost
-// grows with it; beyond a few dozen the extra classes carry little weight.
-const MaxClasses = 64
+// grows with it, but dropping classes loses demand the scorer should protect:
+// the openb production trace has 113 classes after rounding, and a cap of 64
+// cost 1.4 points of GPU allocation in its replay (92.7% vs 94.1%, seed 42).
+const MaxClasses = 128
 
 // Distribution learns online how often each demand class occurs in the
 // recent workload, the input FGD needs to judge fragmentation. Old

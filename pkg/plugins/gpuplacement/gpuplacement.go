@@ -129,6 +129,8 @@ type pick struct {
 	state      *nodeState
 	free       gpu.NonGPU
 	raw        float64
+	// scored is set when Filter already computed raw.
+	scored bool
 }
 
 // Clone shares the demand (read-only) and copies the picks.
@@ -235,8 +237,43 @@ func (pl *GPUPlacement) Filter(ctx context.Context, cs fwk.CycleState, pod *v1.P
 		}
 		return fwk.NewStatus(fwk.Unschedulable, reason)
 	}
-	s.setPick(ni.Node().Name, &pick{assignment: a, placement: placement, state: ns, free: freeNonGPU(ni)})
+	p := &pick{assignment: a, placement: placement, state: ns, free: freeNonGPU(ni)}
+	if pl.args.ScoringStrategy == FragmentationAware && s.demand.shareMilli > 0 && len(s.classes) > 0 {
+		pl.bestShareGPU(s, p)
+	}
+	s.setPick(ni.Node().Name, p)
 	return nil
+}
+
+// bestShareGPU chooses, for a share, the GPU of the node whose use raises
+// the node's fragmentation the least — FGD's choice of device, not only of
+// node. GPUs with the same free capacity are interchangeable for the
+// fragmentation measure, so one of each is tried. The pick keeps Allocate's
+// best-fit choice on ties.
+func (pl *GPUPlacement) bestShareGPU(s *cycleState, p *pick) {
+	after := s.after(p.free)
+	best, err := gpu.FragmentationDelta(p.state.state, p.assignment, p.free, after, s.classes)
+	if err != nil {
+		return
+	}
+	tried := map[int64]bool{}
+	for _, g := range p.state.state.GPUs() {
+		if g.GPU.MIG != gpu.MIGDisabled || (g.Use != gpu.UseFree && g.Use != gpu.UseShared) || g.FreeMilli < int64(s.demand.shareMilli) || tried[g.FreeMilli] {
+			continue
+		}
+		tried[g.FreeMilli] = true
+		a := gpu.Assignment{Shares: []gpu.Share{{GPU: g.GPU.Index, Milli: s.demand.shareMilli}}}
+		d, err := gpu.FragmentationDelta(p.state.state, a, p.free, after, s.classes)
+		if err == nil && d < best-1e-9 {
+			best, p.assignment = d, a
+		}
+	}
+	p.raw, p.scored = best, true
+}
+
+// after is the node's free CPU and memory once the pod runs there.
+func (s *cycleState) after(free gpu.NonGPU) gpu.NonGPU {
+	return gpu.NonGPU{CPUMilli: free.CPUMilli - s.demand.cpuMilli, MemoryMiB: free.MemoryMiB - s.demand.memoryMiB}
 }
 
 // freeNonGPU is the node's unrequested CPU and memory.
@@ -301,8 +338,10 @@ func (pl *GPUPlacement) Score(ctx context.Context, cs fwk.CycleState, _ *v1.Pod,
 	}
 	switch pl.args.ScoringStrategy {
 	case FragmentationAware:
-		after := gpu.NonGPU{CPUMilli: p.free.CPUMilli - s.demand.cpuMilli, MemoryMiB: p.free.MemoryMiB - s.demand.memoryMiB}
-		delta, err := gpu.FragmentationDelta(p.state.state, p.assignment, p.free, after, s.classes)
+		if p.scored {
+			return 0, nil
+		}
+		delta, err := gpu.FragmentationDelta(p.state.state, p.assignment, p.free, s.after(p.free), s.classes)
 		if err != nil {
 			return 0, fwk.AsStatus(err)
 		}
