@@ -21,7 +21,10 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/util/sets"
 	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/rest"
 	"k8s.io/klog/v2"
+	schedv1alpha1 "sigs.k8s.io/scheduler-plugins/apis/scheduling/v1alpha1"
+	"sigs.k8s.io/scheduler-plugins/pkg/generated/clientset/versioned"
 
 	"github.com/tessera-sched/tessera/examples"
 	"github.com/tessera-sched/tessera/manifests"
@@ -157,8 +160,12 @@ func Run(ctx context.Context, o Options) error {
 	if err != nil {
 		return err
 	}
+	quotas, err := listQuotas(ctx, cp, namespaces)
+	if err != nil {
+		return err
+	}
 	fmt.Fprintln(o.Out)
-	report(o.Out, nodes.Items, pods)
+	report(o.Out, nodes.Items, pods, quotas)
 
 	if o.Keep {
 		path := o.Kubeconfig
@@ -174,6 +181,25 @@ func Run(ctx context.Context, o Options) error {
 	}
 	fmt.Fprintln(o.Out, "\nStopping the playground.")
 	return nil
+}
+
+// listQuotas returns the ElasticQuotas of the workload's namespaces.
+func listQuotas(ctx context.Context, cp *localcluster.ControlPlane, namespaces sets.Set[string]) ([]schedv1alpha1.ElasticQuota, error) {
+	cfg := rest.CopyConfig(cp.Config)
+	cfg.ContentType = "application/json" // custom resources speak JSON only
+	client, err := versioned.NewForConfig(cfg)
+	if err != nil {
+		return nil, err
+	}
+	var out []schedv1alpha1.ElasticQuota
+	for _, ns := range sets.List(namespaces) {
+		list, err := client.SchedulingV1alpha1().ElasticQuotas(ns).List(ctx, metav1.ListOptions{})
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, list.Items...)
+	}
+	return out, nil
 }
 
 // quietKlog sends every klog line (the API server's and the scheduler's) to

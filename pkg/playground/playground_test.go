@@ -31,7 +31,9 @@ func TestPlaygroundReport(t *testing.T) {
 		{"shares packed on one GPU", `(?m)^\s+team-b\s+notebook-half-gpu\s+500m of a GPU\s+(\S+)\s+500m of GPU (\d)\s+Running$`},
 		{"GPU map", `(?m)^\s+gpu-h100-[ab]\s+NVIDIA-H100-80GB-HBM3\s+[█▒·]{4} [█▒·]{4}\s+`},
 		{"oversized pod pending", `(?m)^\s+team-a\s+too-big-16gpu\s+16 GPU\s+-\s+.*Pending$`},
-		{"reason for the pending pod", `team-a/too-big-16gpu: Unschedulable: 0/4 nodes are available`},
+		{"quota reason for the pending pod", `team-a/too-big-16gpu: Unschedulable: .*namespace "team-a" would use 28 nvidia.com/gpu, above its max 16`},
+		{"quota use per namespace, team-a borrowing", `(?m)^\s+team-a\s+nvidia\.com/gpu\s+12\s+8\s+16\s+4$`},
+		{"quota use per namespace, team-b", `(?m)^\s+team-b\s+nvidia\.com/gpu\s+1\s+4\s+8\s+0$`},
 		{"node table", `(?m)^\s+gpu-a100-mig\s+NVIDIA-A100-SXM4-80GB\s+`},
 	}
 	for _, c := range checks {

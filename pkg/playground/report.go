@@ -10,8 +10,12 @@ import (
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 
+	schedv1alpha1 "sigs.k8s.io/scheduler-plugins/apis/scheduling/v1alpha1"
+
 	"github.com/tessera-sched/tessera/pkg/gpu"
+	"github.com/tessera-sched/tessera/pkg/plugins/elasticquota"
 	"github.com/tessera-sched/tessera/pkg/plugins/gpuplacement"
+	"github.com/tessera-sched/tessera/pkg/quota"
 )
 
 const (
@@ -24,7 +28,7 @@ const (
 
 // report prints where every pod went, what each node has left, and why the
 // pending pods are pending, in the words the scheduler used.
-func report(out io.Writer, nodes []v1.Node, pods []v1.Pod) {
+func report(out io.Writer, nodes []v1.Node, pods []v1.Pod, quotas []schedv1alpha1.ElasticQuota) {
 	sort.Slice(pods, func(i, j int) bool {
 		if pods[i].Namespace != pods[j].Namespace {
 			return pods[i].Namespace < pods[j].Namespace
@@ -72,6 +76,45 @@ func report(out io.Writer, nodes []v1.Node, pods []v1.Pod) {
 		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\n", n.Name, n.Labels[productLabel], gpuMap, inUse, strings.Join(names, ", "))
 	}
 	tw.Flush()
+
+	if len(quotas) > 0 {
+		fmt.Fprintln(out, "\nQuotas (ElasticQuota; used counts bound pods, borrowed = used above min)")
+		tw = tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(tw, "  NAMESPACE\tRESOURCE\tUSED\tMIN\tMAX\tBORROWED")
+		for _, q := range quotas {
+			used := quota.Resources{}
+			for i := range pods {
+				if pods[i].Namespace == q.Namespace && pods[i].Spec.NodeName != "" {
+					used = used.Add(elasticquota.PodCharge(&pods[i]))
+				}
+			}
+			min, max := elasticquota.FromList(q.Spec.Min), elasticquota.FromList(q.Spec.Max)
+			names := map[string]bool{}
+			for n := range min {
+				names[n] = true
+			}
+			for n := range max {
+				names[n] = true
+			}
+			sorted := make([]string, 0, len(names))
+			for n := range names {
+				sorted = append(sorted, n)
+			}
+			sort.Strings(sorted)
+			for _, n := range sorted {
+				maxText := "-"
+				if v, ok := max[n]; ok {
+					maxText = fmt.Sprint(v)
+				}
+				borrowed := used[n] - min[n]
+				if borrowed < 0 {
+					borrowed = 0
+				}
+				fmt.Fprintf(tw, "  %s\t%s\t%d\t%d\t%s\t%d\n", q.Namespace, n, used[n], min[n], maxText, borrowed)
+			}
+		}
+		tw.Flush()
+	}
 
 	if len(pending) > 0 {
 		fmt.Fprintln(out, "\nWhy pods are pending")
