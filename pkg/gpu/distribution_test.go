@@ -231,7 +231,8 @@ func TestDistributionConcurrent(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for i := 0; i < 500; i++ {
-				d.Observe(Class{ShareMilli: 1 + (g*500+i)%100})
+				// More distinct classes than the cap, so eviction runs concurrently.
+				d.Observe(Class{ShareMilli: 1 + (g*500+i)%(MaxClasses+36)})
 				if i%50 == 0 {
 					checkNormalised(t, d.Snapshot().Classes())
 				}
