@@ -23,9 +23,9 @@ import (
 	"k8s.io/client-go/dynamic"
 
 	"github.com/tessera-sched/tessera/manifests"
-	tesserav1alpha1 "github.com/tessera-sched/tessera/pkg/apis/tessera/v1alpha1"
 	"github.com/tessera-sched/tessera/pkg/agent"
 	"github.com/tessera-sched/tessera/pkg/agent/nvmltest"
+	tesserav1alpha1 "github.com/tessera-sched/tessera/pkg/apis/tessera/v1alpha1"
 	"github.com/tessera-sched/tessera/pkg/gpu"
 	"github.com/tessera-sched/tessera/pkg/localcluster"
 )
