@@ -214,6 +214,27 @@ func (m *Manager) Reject(key GroupKey, now time.Time, reason string) []string {
 	return reject
 }
 
+// Defer ends the assembly of a group that holds the slot because the
+// cluster is busy right now, not because the group can never fit: the
+// adapter calls it when the whole-group check fails against the current
+// cluster but would pass on empty nodes. Unlike Reject it counts no failure,
+// so the group's back-off does not grow while it waits for running work to
+// finish; it only waits BackoffInitial, so that it cannot take the slot back
+// at once. The UIDs of members waiting at Permit are returned to reject.
+func (m *Manager) Defer(key GroupKey, now time.Time, reason string) []string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	g := m.groups[key]
+	if g == nil || m.holder != key {
+		return nil
+	}
+	reject := m.releaseLocked(g)
+	g.backoffUntil = now.Add(m.cfg.BackoffInitial)
+	g.lastFailure = reason
+	m.stats.deferred++
+	return reject
+}
+
 // Expire ends the holder's assembly if its deadline has passed: the slot is
 // freed, the group backs off, and the UIDs of its members waiting at Permit
 // are returned for the adapter to reject. The adapter calls it at every

@@ -534,3 +534,32 @@ func TestBlockedOrder(t *testing.T) {
 		t.Errorf("Blocked() = %v, want %v", got, want)
 	}
 }
+
+// TestDefer: a group deferred because the cluster is busy releases its
+// waiting members and the slot, and waits only the initial back-off, however
+// often it is deferred.
+func TestDefer(t *testing.T) {
+	m := NewManager(Config{DefaultTimeout: 30 * time.Second, BackoffInitial: time.Second, BackoffMax: time.Minute})
+	uids := addGroup(m, "busy", 2, 2, 0, 0)
+	for round := 0; round < 5; round++ {
+		now := at(time.Duration(round) * 10 * time.Second)
+		mustAssemble(t, m, uids[0], now, true)
+		mustWait(t, m, uids[0], "node-a", now)
+		got := m.Defer(key("busy"), now, "busy")
+		if !equalStrings(got, []string{uids[0]}) {
+			t.Fatalf("round %d: Defer returned %v, want the waiting member", round, got)
+		}
+		if _, _, held := m.Holder(); held {
+			t.Fatalf("round %d: slot still held after Defer", round)
+		}
+		if d := m.PreEnqueue(uids[1], now.Add(500*time.Millisecond)); d.Allow {
+			t.Fatalf("round %d: deferred group admitted within its initial back-off", round)
+		}
+		if d := m.PreEnqueue(uids[1], now.Add(time.Second)); !d.Allow {
+			t.Fatalf("round %d: deferred group still held after the initial back-off: %s", round, d.Reason)
+		}
+	}
+	if s := m.Stats(at(time.Minute)); s.Deferred != 5 || s.Rejected != 0 {
+		t.Errorf("stats %+v, want 5 deferred, 0 rejected", s)
+	}
+}

@@ -124,7 +124,7 @@ const recentLimit = 64
 
 // counters are the Manager's cumulative counts.
 type counters struct {
-	assembled, timedOut, rejected, unreserved, aborted int64
+	assembled, timedOut, rejected, deferred, unreserved, aborted int64
 	// recent holds the latest time-to-schedule observations, oldest first.
 	recent []time.Duration
 }
@@ -159,6 +159,8 @@ type Stats struct {
 	// Rejected counts assemblies ended by Reject: early rejection or a
 	// member that found no node.
 	Rejected int64
+	// Deferred counts assemblies ended by Defer (cluster busy, no failure).
+	Deferred int64
 	// Unreserved counts assemblies ended because a reserved member failed.
 	Unreserved int64
 	// Aborted counts assemblies ended because their group or enough of
@@ -179,6 +181,7 @@ func (m *Manager) Stats(now time.Time) Stats {
 		Assembled:            m.stats.assembled,
 		TimedOut:             m.stats.timedOut,
 		Rejected:             m.stats.rejected,
+		Deferred:             m.stats.deferred,
 		Unreserved:           m.stats.unreserved,
 		Aborted:              m.stats.aborted,
 		RecentTimeToSchedule: slices.Clone(m.stats.recent),
