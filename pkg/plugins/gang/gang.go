@@ -1,17 +1,36 @@
 // Package gang is the Gang scheduler plugin: pod-group co-scheduling that is
 // all-or-nothing, bounded in time and free of deadlocks between groups.
 //
-// This package is the framework adapter; group state and decisions live in
-// pkg/gang so that they are tested without a scheduler.
+// Pods join a scheduler-plugins PodGroup (scheduling.x-k8s.io/v1alpha1,
+// minMember, minResources, scheduleTimeoutSeconds) with the label
+// scheduling.x-k8s.io/pod-group. This package is the framework adapter; the
+// group state machine lives in pkg/gang (see its package documentation for
+// the protocol followed here, extension point by extension point), and it
+// is rebuilt from PodGroups and pods alone after a restart.
 package gang
 
 import (
 	"context"
+	"encoding/json"
+	"strings"
+	"sync"
+	"time"
 
 	v1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/wait"
+	corelisters "k8s.io/client-go/listers/core/v1"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/cache"
+	"k8s.io/klog/v2"
 	fwk "k8s.io/kube-scheduler/framework"
 	schedv1alpha1 "sigs.k8s.io/scheduler-plugins/apis/scheduling/v1alpha1"
+	"sigs.k8s.io/scheduler-plugins/pkg/generated/clientset/versioned"
+	"sigs.k8s.io/scheduler-plugins/pkg/generated/informers/externalversions"
+
+	"github.com/tessera-sched/tessera/pkg/gang"
 )
 
 // Name is the plugin's name in the registry and in scheduler configurations.
@@ -22,30 +41,538 @@ const Name = "Gang"
 // unchanged.
 const PodGroupLabel = schedv1alpha1.PodGroupLabel
 
+// Annotations on a PodGroup asking that all members share one topology
+// domain: the node label key (e.g. nvidia.com/gpu.clique, a rack or zone
+// label) and whether that is "required" or "preferred" (default).
+const (
+	AnnotationTopologyKey = "tessera.dev/topology-key"
+	AnnotationTopology    = "tessera.dev/topology"
+)
+
 // Gang holds group members back until the whole group can be placed.
 type Gang struct {
 	handle fwk.Handle
 	args   *Args
+	mgr    *gang.Manager
+	pods   corelisters.PodLister
+	client versioned.Interface
+
+	mu       sync.Mutex
+	priority map[gang.GroupKey]int32 // highest member priority per group
+	groups   map[gang.GroupKey]gang.Group
+
+	// written is what was last written to each PodGroup's status;
+	// timedOut is the timeout count already exported as a metric.
+	written  sync.Map
+	timedOut int64
+
+	// ctx is the scheduler's; explained remembers the reason last written
+	// on each held-back pod; dirty lists groups whose membership changed
+	// since their waiting reasons were last refreshed.
+	ctx       context.Context
+	explained sync.Map
+	dirty     map[gang.GroupKey]bool
 }
 
-var _ fwk.PreEnqueuePlugin = &Gang{}
+var (
+	_ fwk.PreEnqueuePlugin  = &Gang{}
+	_ fwk.QueueSortPlugin   = &Gang{}
+	_ fwk.PreFilterPlugin   = &Gang{}
+	_ fwk.PermitPlugin      = &Gang{}
+	_ fwk.ReservePlugin     = &Gang{}
+	_ fwk.EnqueueExtensions = &Gang{}
+	_ fwk.SignPlugin        = &Gang{}
+)
 
-// New builds the plugin from validated args; invalid args fail scheduler
-// start-up with an error naming the field.
-func New(_ context.Context, obj runtime.Object, h fwk.Handle) (fwk.Plugin, error) {
+// New builds the plugin from validated args (invalid args fail start-up
+// with an error naming the field) and starts watching PodGroups and pods
+// until ctx ends.
+func New(ctx context.Context, obj runtime.Object, h fwk.Handle) (fwk.Plugin, error) {
 	args, err := DecodeArgs(obj)
 	if err != nil {
 		return nil, err
 	}
-	return &Gang{handle: h, args: args}, nil
+	pl := &Gang{
+		handle: h,
+		args:   args,
+		mgr: gang.NewManager(gang.Config{
+			DefaultTimeout: time.Duration(*args.DefaultScheduleTimeoutSeconds) * time.Second,
+			BackoffInitial: time.Duration(*args.BackoffInitialSeconds) * time.Second,
+			BackoffMax:     time.Duration(*args.BackoffMaxSeconds) * time.Second,
+		}),
+		priority: map[gang.GroupKey]int32{},
+		groups:   map[gang.GroupKey]gang.Group{},
+		dirty:    map[gang.GroupKey]bool{},
+		ctx:      ctx,
+	}
+	logger := klog.FromContext(ctx)
+	if f := h.SharedInformerFactory(); f != nil {
+		pl.pods = f.Core().V1().Pods().Lister()
+		if _, err := f.Core().V1().Pods().Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+			AddFunc:    func(obj any) { pl.podAdded(logger, obj) },
+			UpdateFunc: func(_, obj any) { pl.podChanged(obj) },
+			DeleteFunc: func(obj any) { pl.podDeleted(logger, obj) },
+		}); err != nil {
+			return nil, err
+		}
+	}
+	if cfg := h.KubeConfig(); cfg != nil {
+		jsonCfg := rest.CopyConfig(cfg)
+		jsonCfg.ContentType, jsonCfg.AcceptContentTypes = "application/json", "application/json"
+		client, err := versioned.NewForConfig(jsonCfg)
+		if err != nil {
+			return nil, err
+		}
+		pl.client = client
+		if served(cfg) {
+			factory := externalversions.NewSharedInformerFactory(client, 0)
+			informer := factory.Scheduling().V1alpha1().PodGroups().Informer()
+			if _, err := informer.AddEventHandler(cache.ResourceEventHandlerFuncs{
+				AddFunc:    func(obj any) { pl.groupChanged(obj) },
+				UpdateFunc: func(_, obj any) { pl.groupChanged(obj) },
+				DeleteFunc: func(obj any) { pl.groupDeleted(logger, obj) },
+			}); err != nil {
+				return nil, err
+			}
+			factory.Start(ctx.Done())
+			go func() { <-ctx.Done(); factory.Shutdown() }()
+			syncCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
+			if !cache.WaitForCacheSync(syncCtx.Done(), informer.HasSynced) {
+				logger.Error(nil, "PodGroup informer did not sync in 30s")
+			}
+			cancel()
+		} else {
+			logger.Info("PodGroup is not served (CRD not installed); pods naming a pod group will wait for it")
+		}
+		go wait.UntilWithContext(ctx, pl.tick, time.Second)
+	}
+	return pl, nil
 }
 
 // Name returns the plugin name.
 func (pl *Gang) Name() string { return Name }
 
-// PreEnqueue admits every pod for now: group semantics are not implemented
-// yet (see the Gang issue), so a pod that names a group is scheduled as a
-// plain pod.
-func (pl *Gang) PreEnqueue(_ context.Context, _ *v1.Pod) *fwk.Status {
-	return nil
+func (pl *Gang) now() time.Time { return time.Now() }
+
+// groupKeyOf is the pod's group, "" if it belongs to none.
+func groupKeyOf(pod *v1.Pod) gang.GroupKey {
+	name, ok := pod.Labels[PodGroupLabel]
+	if !ok || name == "" {
+		return ""
+	}
+	return gang.NewGroupKey(pod.Namespace, name)
+}
+
+func refOf(pod *v1.Pod) gang.PodRef {
+	r := gang.PodRef{
+		UID:     string(pod.UID),
+		Name:    pod.Namespace + "/" + pod.Name,
+		Group:   groupKeyOf(pod),
+		Created: pod.CreationTimestamp.Time,
+		Node:    pod.Spec.NodeName,
+		Phase:   string(pod.Status.Phase),
+	}
+	if pod.Spec.Priority != nil {
+		r.Priority = *pod.Spec.Priority
+	}
+	if r.Phase == "" {
+		r.Phase = gang.PodPending
+	}
+	return r
+}
+
+// podAdded records a new member. Upstream only tells gated pods about new
+// unscheduled pods when its GenericWorkload gate is on, so Gang wakes the
+// group's waiting members itself once the group is complete, and refreshes
+// their waiting reasons on the next tick otherwise.
+func (pl *Gang) podAdded(logger klog.Logger, obj any) {
+	pl.podChanged(obj)
+	pod, ok := obj.(*v1.Pod)
+	if !ok || pod.Spec.NodeName != "" {
+		return
+	}
+	key := groupKeyOf(pod)
+	if key == "" {
+		return
+	}
+	if d := pl.mgr.PreEnqueue(string(pod.UID), pl.now()); d.Allow {
+		pl.activateGroup(logger, key)
+		return
+	}
+	pl.mu.Lock()
+	pl.dirty[key] = true
+	pl.mu.Unlock()
+}
+
+func (pl *Gang) podChanged(obj any) {
+	pod, ok := obj.(*v1.Pod)
+	if !ok || groupKeyOf(pod) == "" {
+		return
+	}
+	ref := refOf(pod)
+	pl.mgr.AddPod(ref)
+	// The group's priority is its most important member's.
+	pl.mu.Lock()
+	defer pl.mu.Unlock()
+	if p, seen := pl.priority[ref.Group]; !seen || ref.Priority > p {
+		pl.priority[ref.Group] = ref.Priority
+		if g, ok := pl.groups[ref.Group]; ok {
+			g.Priority = ref.Priority
+			pl.groups[ref.Group] = g
+			pl.mgr.SetGroup(g)
+		}
+	}
+}
+
+func (pl *Gang) podDeleted(logger klog.Logger, obj any) {
+	pod, ok := obj.(*v1.Pod)
+	if !ok {
+		if d, isTomb := obj.(cache.DeletedFinalStateUnknown); isTomb {
+			pod, ok = d.Obj.(*v1.Pod)
+		}
+	}
+	if !ok || groupKeyOf(pod) == "" {
+		return
+	}
+	pl.rejectWaiting(pl.mgr.DeletePod(string(pod.UID)), "a member of the pod group was deleted")
+	pl.activateBlocked(logger)
+}
+
+func (pl *Gang) groupChanged(obj any) {
+	pg, ok := obj.(*schedv1alpha1.PodGroup)
+	if !ok {
+		return
+	}
+	g := gang.Group{
+		Key:          gang.NewGroupKey(pg.Namespace, pg.Name),
+		MinMember:    int(pg.Spec.MinMember),
+		Created:      pg.CreationTimestamp.Time,
+		MinResources: minResources(pg.Spec.MinResources),
+	}
+	if pg.Spec.ScheduleTimeoutSeconds != nil && *pg.Spec.ScheduleTimeoutSeconds > 0 {
+		g.Timeout = time.Duration(*pg.Spec.ScheduleTimeoutSeconds) * time.Second
+	}
+	if k := pg.Annotations[AnnotationTopologyKey]; k != "" {
+		g.Topology = gang.Topology{Key: k, Required: strings.EqualFold(pg.Annotations[AnnotationTopology], "required")}
+	}
+	pl.mu.Lock()
+	g.Priority = pl.priority[g.Key]
+	pl.groups[g.Key] = g
+	pl.mu.Unlock()
+	pl.mgr.SetGroup(g)
+	pl.activateGroup(klog.Background(), g.Key)
+}
+
+func (pl *Gang) groupDeleted(logger klog.Logger, obj any) {
+	pg, ok := obj.(*schedv1alpha1.PodGroup)
+	if !ok {
+		if d, isTomb := obj.(cache.DeletedFinalStateUnknown); isTomb {
+			pg, ok = d.Obj.(*schedv1alpha1.PodGroup)
+		}
+	}
+	if !ok {
+		return
+	}
+	key := gang.NewGroupKey(pg.Namespace, pg.Name)
+	pl.mu.Lock()
+	delete(pl.groups, key)
+	pl.mu.Unlock()
+	pl.rejectWaiting(pl.mgr.DeleteGroup(key), "the pod group was deleted")
+	pl.activateBlocked(logger)
+}
+
+// PreEnqueue keeps a member out of the active queue while its group cannot
+// start: the PodGroup does not exist, fewer than minMember of its pods
+// exist, it is backing off, or another group is assembling. The pod then
+// costs no scheduling cycle, and the reason is shown on the pod.
+func (pl *Gang) PreEnqueue(ctx context.Context, pod *v1.Pod) *fwk.Status {
+	if groupKeyOf(pod) == "" {
+		return nil
+	}
+	pl.mgr.AddPod(refOf(pod))
+	d := pl.mgr.PreEnqueue(string(pod.UID), pl.now())
+	if d.Allow {
+		return nil
+	}
+	if d.RetryAfter > 0 {
+		p := pod
+		time.AfterFunc(d.RetryAfter, func() {
+			pl.handle.Activate(klog.FromContext(ctx), map[string]*v1.Pod{p.Namespace + "/" + p.Name: p})
+		})
+	}
+	pl.explain(pod, d.Reason)
+	return fwk.NewStatus(fwk.UnschedulableAndUnresolvable, d.Reason)
+}
+
+// ReasonWaitingForPodGroup is the PodScheduled condition reason of a pod
+// that Gang holds back before it is scheduled.
+const ReasonWaitingForPodGroup = "WaitingForPodGroup"
+
+// explain tells a person why a pod is held back: the scheduler records no
+// condition for pods that a PreEnqueue plugin keeps out of the queue, so
+// Gang writes PodScheduled=False with the reason, and an Event, whenever
+// the reason changes. It never blocks the queue.
+func (pl *Gang) explain(pod *v1.Pod, reason string) {
+	if last, ok := pl.explained.Load(pod.UID); ok && last.(string) == reason {
+		return
+	}
+	pl.explained.Store(pod.UID, reason)
+	client := pl.handle.ClientSet()
+	if client == nil || pl.ctx == nil {
+		return
+	}
+	go func() {
+		// The pod may have been scheduled since: never mark a bound pod
+		// unscheduled.
+		if pl.pods != nil {
+			if cur, err := pl.pods.Pods(pod.Namespace).Get(pod.Name); err != nil || cur.Spec.NodeName != "" {
+				return
+			}
+		}
+		patch, err := json.Marshal(map[string]any{"status": map[string]any{"conditions": []map[string]any{{
+			"type": v1.PodScheduled, "status": v1.ConditionFalse, "reason": ReasonWaitingForPodGroup,
+			"message": reason, "lastTransitionTime": metav1.Now(),
+		}}}})
+		if err != nil {
+			return
+		}
+		_, err = client.CoreV1().Pods(pod.Namespace).Patch(pl.ctx, pod.Name, types.StrategicMergePatchType, patch, metav1.PatchOptions{}, "status")
+		if err != nil {
+			klog.FromContext(pl.ctx).V(2).Info("Could not record why the pod waits", "pod", klog.KObj(pod), "err", err)
+		}
+		if r := pl.handle.EventRecorder(); r != nil {
+			r.Eventf(pod, nil, v1.EventTypeNormal, ReasonWaitingForPodGroup, "Scheduling", "%s", reason)
+		}
+	}()
+}
+
+// Less orders the queue: higher priority first, then older groups (a pod
+// without a group counts as a group of one), members of one group next to
+// each other so that a group assembles in consecutive cycles.
+func (pl *Gang) Less(a, b fwk.QueuedEntityInfo) bool {
+	pa, aok := podOfEntity(a)
+	pb, bok := podOfEntity(b)
+	if !aok || !bok {
+		pa1, pb1 := a.GetPriority(), b.GetPriority()
+		return pa1 > pb1 || (pa1 == pb1 && a.GetTimestamp().Before(b.GetTimestamp()))
+	}
+	ra, rb := refOf(pa), refOf(pb)
+	if ra.Created.IsZero() {
+		ra.Created = a.GetTimestamp()
+	}
+	if rb.Created.IsZero() {
+		rb.Created = b.GetTimestamp()
+	}
+	return pl.mgr.Less(ra, rb)
+}
+
+func podOfEntity(e fwk.QueuedEntityInfo) (*v1.Pod, bool) {
+	pi, ok := e.(interface{ GetPodInfo() fwk.PodInfo })
+	if !ok || pi.GetPodInfo() == nil {
+		return nil, false
+	}
+	return pi.GetPodInfo().GetPod(), true
+}
+
+// PreFilter lets a member proceed only while its group holds the assembly
+// slot (one group at a time reserves resources, so groups never deadlock).
+// When the group takes the slot, the whole group is checked at once —
+// device-level GPU fit and node resources — before anything is reserved.
+func (pl *Gang) PreFilter(ctx context.Context, _ fwk.CycleState, pod *v1.Pod, nodes []fwk.NodeInfo) (*fwk.PreFilterResult, *fwk.Status) {
+	key := groupKeyOf(pod)
+	if key == "" {
+		return nil, fwk.NewStatus(fwk.Skip)
+	}
+	logger := klog.FromContext(ctx)
+	now := pl.now()
+	pl.rejectWaiting(pl.mgr.Expire(now), "the pod group did not assemble in time")
+	a := pl.mgr.TryAssemble(string(pod.UID), now)
+	if !a.OK {
+		return nil, fwk.NewStatus(fwk.Unschedulable, a.Reason)
+	}
+	if a.Started {
+		switch reason, fit := pl.wholeGroupFits(key, nodes); fit {
+		case fitLater:
+			// Busy, not hopeless: no growing back-off; pods leaving the
+			// cluster (AssignedPod/Delete) wake the members.
+			pl.rejectWaiting(pl.mgr.Defer(key, now, reason), reason)
+			pl.activateBlocked(logger)
+			return nil, fwk.NewStatus(fwk.Unschedulable, reason)
+		case fitNever:
+			pl.rejectWaiting(pl.mgr.Reject(key, now, reason), reason)
+			pl.activateBlocked(logger)
+			return nil, fwk.NewStatus(fwk.Unschedulable, reason)
+		}
+		pl.activateGroup(logger, key)
+	}
+	return nil, nil
+}
+
+// PreFilterExtensions returns nil.
+func (pl *Gang) PreFilterExtensions() fwk.PreFilterExtensions { return nil }
+
+// Reserve does nothing: a member's devices are held by the other plugins'
+// reservations until Permit releases the whole group.
+func (pl *Gang) Reserve(context.Context, fwk.CycleState, *v1.Pod, string) *fwk.Status { return nil }
+
+// Unreserve: a member failed after Reserve, so the whole group's
+// reservations go (all or nothing) and the group backs off.
+func (pl *Gang) Unreserve(ctx context.Context, _ fwk.CycleState, pod *v1.Pod, _ string) {
+	if groupKeyOf(pod) == "" {
+		return
+	}
+	pl.rejectWaiting(pl.mgr.Unreserve(string(pod.UID), pl.now()), "another member of the pod group could not be placed")
+	pl.activateBlocked(klog.FromContext(ctx))
+}
+
+// Permit holds a reserved member until minMember members of its group have
+// a place, then lets all of them bind together; if the group's timeout
+// passes first, every member is rejected and the group backs off.
+func (pl *Gang) Permit(ctx context.Context, _ fwk.CycleState, pod *v1.Pod, nodeName string) (*fwk.Status, time.Duration) {
+	if groupKeyOf(pod) == "" {
+		return nil, 0
+	}
+	r := pl.mgr.Permit(string(pod.UID), nodeName, pl.now())
+	switch {
+	case r.Allow:
+		for _, uid := range r.AllowUIDs {
+			if uid == string(pod.UID) {
+				continue
+			}
+			if wp := pl.handle.GetWaitingPod(types.UID(uid)); wp != nil {
+				wp.Allow(Name)
+			}
+		}
+		if r.Assembled {
+			timeToSchedule.Observe(r.TimeToSchedule.Seconds())
+		}
+		pl.activateBlocked(klog.FromContext(ctx))
+		return nil, 0
+	case r.Wait > 0:
+		return fwk.NewStatus(fwk.Wait, r.Reason), r.Wait
+	default:
+		pl.rejectWaiting(r.RejectUIDs, r.Reason)
+		pl.activateBlocked(klog.FromContext(ctx))
+		return fwk.NewStatus(fwk.Unschedulable, r.Reason), 0
+	}
+}
+
+// rejectWaiting rejects members waiting at Permit.
+func (pl *Gang) rejectWaiting(uids []string, reason string) {
+	for _, uid := range uids {
+		if wp := pl.handle.GetWaitingPod(types.UID(uid)); wp != nil {
+			wp.Reject(Name, reason)
+		}
+	}
+}
+
+// activateGroup moves the group's pending members to the active queue.
+func (pl *Gang) activateGroup(logger klog.Logger, key gang.GroupKey) {
+	if pl.pods == nil {
+		return
+	}
+	pending, _ := pl.mgr.Pending(key)
+	pods := map[string]*v1.Pod{}
+	for _, ref := range pending {
+		ns, name, _ := strings.Cut(ref.Name, "/")
+		if p, err := pl.pods.Pods(ns).Get(name); err == nil {
+			pods[ref.Name] = p
+		}
+	}
+	if len(pods) > 0 {
+		pl.handle.Activate(logger, pods)
+	}
+}
+
+// activateBlocked lets the groups waiting for the assembly slot try again
+// once it is free.
+func (pl *Gang) activateBlocked(logger klog.Logger) {
+	if _, _, held := pl.mgr.Holder(); held {
+		return
+	}
+	for _, key := range pl.mgr.Blocked() {
+		pl.activateGroup(logger, key)
+	}
+}
+
+// tick expires assemblies that ran out of time, wakes blocked groups, and
+// keeps PodGroup statuses and the metrics current.
+func (pl *Gang) tick(ctx context.Context) {
+	logger := klog.FromContext(ctx)
+	pl.rejectWaiting(pl.mgr.Expire(pl.now()), "the pod group did not assemble in time")
+	pl.activateBlocked(logger)
+	pl.refreshReasons()
+	pl.updateStatuses(ctx)
+	pl.updateMetrics()
+}
+
+// refreshReasons rewrites the waiting reason of the pending members of
+// groups whose membership changed, so that every member says e.g. "7 of 8
+// pods exist", not what was true when it arrived.
+func (pl *Gang) refreshReasons() {
+	pl.mu.Lock()
+	dirty := pl.dirty
+	pl.dirty = map[gang.GroupKey]bool{}
+	pl.mu.Unlock()
+	if pl.pods == nil {
+		return
+	}
+	now := pl.now()
+	for key := range dirty {
+		pending, _ := pl.mgr.Pending(key)
+		for _, ref := range pending {
+			d := pl.mgr.PreEnqueue(ref.UID, now)
+			if d.Allow {
+				continue
+			}
+			ns, name, _ := strings.Cut(ref.Name, "/")
+			if p, err := pl.pods.Pods(ns).Get(name); err == nil {
+				pl.explain(p, d.Reason)
+			}
+		}
+	}
+}
+
+// EventsToRegister wakes waiting members when their group may now proceed:
+// a member pod appears, a pod frees resources, or the PodGroup changes.
+func (pl *Gang) EventsToRegister(_ context.Context) ([]fwk.ClusterEventWithHint, error) {
+	return []fwk.ClusterEventWithHint{
+		{Event: fwk.ClusterEvent{Resource: fwk.UnscheduledPod, ActionType: fwk.Add}, QueueingHintFn: pl.isSchedulableAfterPodAdded},
+		{Event: fwk.ClusterEvent{Resource: fwk.AssignedPod, ActionType: fwk.Delete}},
+		{Event: fwk.ClusterEvent{Resource: fwk.EventResource("podgroups.v1alpha1.scheduling.x-k8s.io"), ActionType: fwk.Add | fwk.Update}},
+	}, nil
+}
+
+func (pl *Gang) isSchedulableAfterPodAdded(_ klog.Logger, pod *v1.Pod, _, newObj any) (fwk.QueueingHint, error) {
+	added, ok := newObj.(*v1.Pod)
+	if !ok {
+		return fwk.Queue, nil
+	}
+	if k := groupKeyOf(pod); k != "" && k == groupKeyOf(added) {
+		return fwk.Queue, nil
+	}
+	return fwk.QueueSkip, nil
+}
+
+// SignPod lets the scheduler batch identical pods (KEP-5598); members of
+// one group sign alike, and differ from other groups' and plain pods.
+func (pl *Gang) SignPod(_ context.Context, pod *v1.Pod) ([]fwk.SignFragment, *fwk.Status) {
+	return []fwk.SignFragment{{Key: "tessera.dev/pod-group", Value: string(groupKeyOf(pod))}}, nil
+}
+
+func served(cfg *rest.Config) bool {
+	c, err := versioned.NewForConfig(cfg)
+	if err != nil {
+		return false
+	}
+	rl, err := c.Discovery().ServerResourcesForGroupVersion(schedv1alpha1.SchemeGroupVersion.String())
+	if err != nil {
+		return false
+	}
+	for _, r := range rl.APIResources {
+		if r.Name == "podgroups" {
+			return true
+		}
+	}
+	return false
 }

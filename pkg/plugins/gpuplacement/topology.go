@@ -181,3 +181,19 @@ func NodeGPUState(node *v1.Node, pods []*v1.Pod) *gpu.NodeState {
 	pl := &GPUPlacement{ledger: newLedger()}
 	return pl.buildState(klog.Background(), &topo, pods).state
 }
+
+// RequestOn is the device-level request a pod makes on a node (on a MIG
+// single-strategy node, whole GPUs are MIG devices of the node's profile).
+// ok is false for a pod without GPU demand. For other plugins' what-if
+// checks (e.g. whether a whole pod group fits) with GPUPlacement's rules.
+func RequestOn(pod *v1.Pod, node *v1.Node) (r gpu.Request, ok bool, err error) {
+	d, err := parseDemand(pod)
+	if err != nil || d.isZero() {
+		return gpu.Request{}, false, err
+	}
+	single := ""
+	if topo, found := topologyFromLabels(node); found {
+		single = topo.singleProfile
+	}
+	return d.requestOn(single), true, nil
+}

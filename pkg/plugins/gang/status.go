@@ -1,0 +1,95 @@
+package gang
+
+import (
+	"context"
+	"encoding/json"
+	"sync"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/component-base/metrics"
+	"k8s.io/component-base/metrics/legacyregistry"
+	"k8s.io/klog/v2"
+
+	"github.com/tessera-sched/tessera/pkg/gang"
+)
+
+var (
+	timeToSchedule = metrics.NewHistogram(&metrics.HistogramOpts{
+		Subsystem:      "tessera",
+		Name:           "gang_time_to_schedule_seconds",
+		Help:           "Time from a pod group starting to assemble until all minMember members had a place.",
+		Buckets:        metrics.ExponentialBuckets(0.01, 2, 15),
+		StabilityLevel: metrics.ALPHA,
+	})
+	groupsWaiting = metrics.NewGauge(&metrics.GaugeOpts{
+		Subsystem:      "tessera",
+		Name:           "gangs_waiting",
+		Help:           "Pod groups with pending members that are not yet placed.",
+		StabilityLevel: metrics.ALPHA,
+	})
+	gangTimeouts = metrics.NewCounter(&metrics.CounterOpts{
+		Subsystem:      "tessera",
+		Name:           "gang_timeouts_total",
+		Help:           "Pod group assemblies that ran out of time and released their reservations.",
+		StabilityLevel: metrics.ALPHA,
+	})
+	registerOnce sync.Once
+)
+
+func init() {
+	registerOnce.Do(func() { legacyregistry.MustRegister(timeToSchedule, groupsWaiting, gangTimeouts) })
+}
+
+// updateStatuses writes each group's phase and member counts to its
+// PodGroup status when they change (the scheduler keeps it current; no
+// second controller is needed).
+func (pl *Gang) updateStatuses(ctx context.Context) {
+	if pl.client == nil {
+		return
+	}
+	pl.mu.Lock()
+	keys := make([]gang.GroupKey, 0, len(pl.groups))
+	for k := range pl.groups {
+		keys = append(keys, k)
+	}
+	pl.mu.Unlock()
+	now := pl.now()
+	for _, key := range keys {
+		st, ok := pl.mgr.Status(key, now)
+		if !ok {
+			continue
+		}
+		status := map[string]any{
+			"phase":     st.Phase.V1alpha1(),
+			"running":   st.Running,
+			"succeeded": st.Succeeded,
+			"failed":    st.Failed,
+		}
+		if !st.ScheduleStartTime.IsZero() {
+			status["scheduleStartTime"] = metav1.NewTime(st.ScheduleStartTime)
+		}
+		patch, err := json.Marshal(map[string]any{"status": status})
+		if err != nil {
+			continue
+		}
+		if last, ok := pl.written.Load(key); ok && last.(string) == string(patch) {
+			continue
+		}
+		_, err = pl.client.SchedulingV1alpha1().PodGroups(key.Namespace()).Patch(ctx, key.Name(), types.MergePatchType, patch, metav1.PatchOptions{}, "status")
+		if err != nil {
+			klog.FromContext(ctx).V(2).Info("Could not update PodGroup status", "podGroup", key, "err", err)
+			continue
+		}
+		pl.written.Store(key, string(patch))
+	}
+}
+
+func (pl *Gang) updateMetrics() {
+	s := pl.mgr.Stats(pl.now())
+	groupsWaiting.Set(float64(s.Waiting))
+	if d := s.TimedOut - pl.timedOut; d > 0 {
+		gangTimeouts.Add(float64(d))
+	}
+	pl.timedOut = s.TimedOut
+}
