@@ -82,6 +82,23 @@ func TestQuotaBorrowingUpToMax(t *testing.T) {
 		createPod(t, b, podSpec{name: fmt.Sprintf("b-%d", i), schedulerName: "tessera-scheduler", gpus: 1})
 		waitBound(t, b, fmt.Sprintf("b-%d", i), 60*time.Second)
 	}
+	// The scheduler keeps status.used current, recomputed from pods.
+	cfg := rest.CopyConfig(cp.Config)
+	cfg.ContentType = "application/json"
+	eqClient := versioned.NewForConfigOrDie(cfg)
+	var used v1.ResourceList
+	err := wait.PollUntilContextTimeout(context.Background(), 200*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
+		eq, err := eqClient.SchedulingV1alpha1().ElasticQuotas(a).Get(ctx, "quota", metav1.GetOptions{})
+		if err != nil {
+			return false, nil
+		}
+		used = eq.Status.Used
+		q := used["nvidia.com/gpu"]
+		return q.Value() == 6, nil
+	})
+	if err != nil {
+		t.Errorf("status.used of %s is %v, want nvidia.com/gpu: 6", a, used)
+	}
 }
 
 // TestQuotaMaxNeverExceededUnderRace: 200 one-GPU pods from 4 namespaces

@@ -19,6 +19,7 @@ import (
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/discovery"
 	"k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
@@ -65,6 +66,10 @@ type ElasticQuota struct {
 	// started mirrors running for the lock-free check on every PreFilter.
 	started atomic.Bool
 	invalid map[string]*invalidQuota
+
+	// client writes status.used; written is what was last written per quota.
+	client  versioned.Interface
+	written sync.Map
 }
 
 type invalidQuota struct {
@@ -141,6 +146,8 @@ func (pl *ElasticQuota) watchQuotas(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	pl.client = client
+	go wait.UntilWithContext(ctx, pl.syncStatus, 5*time.Second)
 	factory := externalversions.NewSharedInformerFactory(client, 0)
 	informer := factory.Scheduling().V1alpha1().ElasticQuotas().Informer()
 	if _, err := informer.AddEventHandler(cache.ResourceEventHandlerFuncs{
