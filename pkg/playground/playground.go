@@ -28,6 +28,7 @@ import (
 
 	"github.com/tessera-sched/tessera/examples"
 	"github.com/tessera-sched/tessera/manifests"
+	"github.com/tessera-sched/tessera/pkg/gpu"
 	"github.com/tessera-sched/tessera/pkg/localcluster"
 )
 
@@ -167,6 +168,12 @@ func Run(ctx context.Context, o Options) error {
 	fmt.Fprintln(o.Out)
 	report(o.Out, nodes.Items, pods, quotas)
 
+	if o.Workload == "" {
+		if err := gangScene(ctx, o.Out, p, cp); err != nil {
+			return err
+		}
+	}
+
 	if o.Keep {
 		path := o.Kubeconfig
 		if path == "" {
@@ -180,6 +187,82 @@ func Run(ctx context.Context, o Options) error {
 		<-ctx.Done()
 	}
 	fmt.Fprintln(o.Out, "\nStopping the playground.")
+	return nil
+}
+
+// gangScene shows a pod group waiting while it is incomplete and then
+// running, all members bound together: examples/playground/gang.yaml minus
+// its last pod first, then the last pod.
+func gangScene(ctx context.Context, out io.Writer, p *progress, cp *localcluster.ControlPlane) error {
+	objs, err := readFiles(examples.Playground, "playground/gang.yaml")
+	if err != nil || len(objs) < 2 {
+		return err
+	}
+	last := objs[len(objs)-1]
+	ns := last.GetNamespace()
+	var members []string
+	for _, o := range objs {
+		if o.GetKind() == "Pod" {
+			members = append(members, o.GetName())
+		}
+	}
+	fmt.Fprintf(out, "\nGang: pod group %s/finetune needs all %d workers at once\n", ns, len(members))
+	var reason string
+	if err := p.step(fmt.Sprintf("Creating the pod group and %d of its %d workers", len(members)-1, len(members)), func() (string, error) {
+		if err := localcluster.Apply(ctx, cp.Config, objs[:len(objs)-1], false); err != nil {
+			return "", err
+		}
+		return "", wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
+			pod, err := cp.Client.CoreV1().Pods(ns).Get(ctx, members[0], metav1.GetOptions{})
+			if err != nil {
+				return false, nil
+			}
+			want := fmt.Sprintf("%d of %d", len(members)-1, len(members))
+			for _, c := range pod.Status.Conditions {
+				if c.Type == v1.PodScheduled && c.Status == v1.ConditionFalse {
+					reason = c.Reason + ": " + c.Message
+					return strings.Contains(c.Message, want), nil
+				}
+			}
+			return false, nil
+		})
+	}); err != nil {
+		return err
+	}
+	bound := 0
+	for _, m := range members[:len(members)-1] {
+		if pod, err := cp.Client.CoreV1().Pods(ns).Get(ctx, m, metav1.GetOptions{}); err == nil && pod.Spec.NodeName != "" {
+			bound++
+		}
+	}
+	fmt.Fprintf(out, "    %s waits (%d of its group bound): %s\n", members[0], bound, reason)
+	if err := p.step("Creating the last worker", func() (string, error) {
+		if err := localcluster.Apply(ctx, cp.Config, objs[len(objs)-1:], false); err != nil {
+			return "", err
+		}
+		return "", wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, 60*time.Second, true, func(ctx context.Context) (bool, error) {
+			for _, m := range members {
+				pod, err := cp.Client.CoreV1().Pods(ns).Get(ctx, m, metav1.GetOptions{})
+				if err != nil || pod.Spec.NodeName == "" {
+					return false, nil
+				}
+			}
+			return true, nil
+		})
+	}); err != nil {
+		return err
+	}
+	for _, m := range members {
+		pod, err := cp.Client.CoreV1().Pods(ns).Get(ctx, m, metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		devices := "-"
+		if a, err := gpu.UnmarshalAssignment(pod.Annotations[gpu.AnnotationAssignment]); err == nil {
+			devices = a.Describe()
+		}
+		fmt.Fprintf(out, "    %s bound to %s (%s)\n", m, pod.Spec.NodeName, devices)
+	}
 	return nil
 }
 
