@@ -20,9 +20,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	"k8s.io/apimachinery/pkg/util/wait"
-	"k8s.io/client-go/discovery"
 	"k8s.io/client-go/kubernetes/scheme"
-	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/klog/v2"
 	fwk "k8s.io/kube-scheduler/framework"
@@ -31,6 +29,7 @@ import (
 	"sigs.k8s.io/scheduler-plugins/pkg/generated/clientset/versioned"
 	"sigs.k8s.io/scheduler-plugins/pkg/generated/informers/externalversions"
 
+	"github.com/tessera-sched/tessera/pkg/plugins/internal/crd"
 	"github.com/tessera-sched/tessera/pkg/quota"
 )
 
@@ -124,25 +123,15 @@ func (pl *ElasticQuota) watchQuotas(ctx context.Context) error {
 		return nil
 	}
 	logger := klog.FromContext(ctx)
-	disc, err := discovery.NewDiscoveryClientForConfig(cfg)
+	served, err := crd.Served(cfg, schedv1alpha1.SchemeGroupVersion, "elasticquotas")
 	if err != nil {
 		return err
-	}
-	served := false
-	if rl, err := disc.ServerResourcesForGroupVersion(schedv1alpha1.SchemeGroupVersion.String()); err == nil {
-		for _, r := range rl.APIResources {
-			served = served || r.Name == "elasticquotas"
-		}
 	}
 	if !served {
 		logger.Info("ElasticQuota is not served (CRD not installed); no namespace is governed by a quota")
 		return nil
 	}
-	// The scheduler's connection defaults to protobuf, which custom
-	// resources do not speak.
-	jsonCfg := rest.CopyConfig(cfg)
-	jsonCfg.ContentType, jsonCfg.AcceptContentTypes = "application/json", "application/json"
-	client, err := versioned.NewForConfig(jsonCfg)
+	client, err := versioned.NewForConfig(crd.JSONConfig(cfg))
 	if err != nil {
 		return err
 	}

@@ -22,7 +22,6 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/wait"
 	corelisters "k8s.io/client-go/listers/core/v1"
-	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/klog/v2"
 	fwk "k8s.io/kube-scheduler/framework"
@@ -31,6 +30,7 @@ import (
 	"sigs.k8s.io/scheduler-plugins/pkg/generated/informers/externalversions"
 
 	"github.com/tessera-sched/tessera/pkg/gang"
+	"github.com/tessera-sched/tessera/pkg/plugins/internal/crd"
 )
 
 // Name is the plugin's name in the registry and in scheduler configurations.
@@ -117,14 +117,12 @@ func New(ctx context.Context, obj runtime.Object, h fwk.Handle) (fwk.Plugin, err
 		}
 	}
 	if cfg := h.KubeConfig(); cfg != nil {
-		jsonCfg := rest.CopyConfig(cfg)
-		jsonCfg.ContentType, jsonCfg.AcceptContentTypes = "application/json", "application/json"
-		client, err := versioned.NewForConfig(jsonCfg)
+		client, err := versioned.NewForConfig(crd.JSONConfig(cfg))
 		if err != nil {
 			return nil, err
 		}
 		pl.client = client
-		if served(cfg) {
+		if served, err := crd.Served(cfg, schedv1alpha1.SchemeGroupVersion, "podgroups"); err == nil && served {
 			factory := externalversions.NewSharedInformerFactory(client, 0)
 			informer := factory.Scheduling().V1alpha1().PodGroups().Informer()
 			if _, err := informer.AddEventHandler(cache.ResourceEventHandlerFuncs{
@@ -558,21 +556,4 @@ func (pl *Gang) isSchedulableAfterPodAdded(_ klog.Logger, pod *v1.Pod, _, newObj
 // one group sign alike, and differ from other groups' and plain pods.
 func (pl *Gang) SignPod(_ context.Context, pod *v1.Pod) ([]fwk.SignFragment, *fwk.Status) {
 	return []fwk.SignFragment{{Key: "tessera.dev/pod-group", Value: string(groupKeyOf(pod))}}, nil
-}
-
-func served(cfg *rest.Config) bool {
-	c, err := versioned.NewForConfig(cfg)
-	if err != nil {
-		return false
-	}
-	rl, err := c.Discovery().ServerResourcesForGroupVersion(schedv1alpha1.SchemeGroupVersion.String())
-	if err != nil {
-		return false
-	}
-	for _, r := range rl.APIResources {
-		if r.Name == "podgroups" {
-			return true
-		}
-	}
-	return false
 }

@@ -10,7 +10,6 @@ import (
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/client-go/discovery"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/dynamic/dynamicinformer"
 	"k8s.io/client-go/rest"
@@ -19,6 +18,7 @@ import (
 
 	tesserav1alpha1 "github.com/tessera-sched/tessera/pkg/apis/tessera/v1alpha1"
 	"github.com/tessera-sched/tessera/pkg/gpu"
+	"github.com/tessera-sched/tessera/pkg/plugins/internal/crd"
 )
 
 // topologyResource is the NodeGPUTopology resource tessera-agent writes.
@@ -51,17 +51,10 @@ func newTopologies(ctx context.Context, cfg *rest.Config) *topologies {
 		return t
 	}
 	logger := klog.FromContext(ctx)
-	disc, err := discovery.NewDiscoveryClientForConfig(cfg)
+	served, err := crd.Served(cfg, tesserav1alpha1.SchemeGroupVersion, topologyResource.Resource)
 	if err != nil {
 		logger.Error(err, "Cannot check for NodeGPUTopology; using GPU Feature Discovery labels only")
 		return t
-	}
-	resources, err := disc.ServerResourcesForGroupVersion(tesserav1alpha1.SchemeGroupVersion.String())
-	served := false
-	if err == nil {
-		for _, r := range resources.APIResources {
-			served = served || r.Name == topologyResource.Resource
-		}
 	}
 	if !served {
 		logger.Info("NodeGPUTopology is not served (CRD not installed); GPU topology comes from GPU Feature Discovery labels only")
