@@ -202,16 +202,7 @@ func (m *Manager) Unreserve(uid string, now time.Time) []string {
 // pending members stay pending. A group that does not hold the slot is not
 // touched, since its members were only waiting for their turn.
 func (m *Manager) Reject(key GroupKey, now time.Time, reason string) []string {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	g := m.groups[key]
-	if g == nil || m.holder != key {
-		return nil
-	}
-	reject := m.releaseLocked(g)
-	m.failLocked(g, now, reason)
-	m.stats.rejected++
-	return reject
+	return m.endAssembly(key, now, reason, true)
 }
 
 // Defer ends the assembly of a group that holds the slot because the
@@ -222,6 +213,13 @@ func (m *Manager) Reject(key GroupKey, now time.Time, reason string) []string {
 // finish; it only waits BackoffInitial, so that it cannot take the slot back
 // at once. The UIDs of members waiting at Permit are returned to reject.
 func (m *Manager) Defer(key GroupKey, now time.Time, reason string) []string {
+	return m.endAssembly(key, now, reason, false)
+}
+
+// endAssembly frees the slot held by the group of key and returns its
+// members waiting at Permit; failed decides between Reject's growing
+// back-off and Defer's fixed initial wait.
+func (m *Manager) endAssembly(key GroupKey, now time.Time, reason string, failed bool) []string {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	g := m.groups[key]
@@ -229,9 +227,14 @@ func (m *Manager) Defer(key GroupKey, now time.Time, reason string) []string {
 		return nil
 	}
 	reject := m.releaseLocked(g)
-	g.backoffUntil = now.Add(m.cfg.BackoffInitial)
-	g.lastFailure = reason
-	m.stats.deferred++
+	if failed {
+		m.failLocked(g, now, reason)
+		m.stats.rejected++
+	} else {
+		g.backoffUntil = now.Add(m.cfg.BackoffInitial)
+		g.lastFailure = reason
+		m.stats.deferred++
+	}
 	return reject
 }
 
