@@ -15,6 +15,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"slices"
 	"strconv"
 	"sync"
 
@@ -256,12 +257,13 @@ func (pl *GPUPlacement) bestShareGPU(s *cycleState, p *pick) {
 	if err != nil {
 		return
 	}
-	tried := map[int64]bool{}
+	var triedBuf [16]int64
+	tried := triedBuf[:0]
 	for _, g := range p.state.state.GPUs() {
-		if g.GPU.MIG != gpu.MIGDisabled || (g.Use != gpu.UseFree && g.Use != gpu.UseShared) || g.FreeMilli < int64(s.demand.shareMilli) || tried[g.FreeMilli] {
+		if g.GPU.MIG != gpu.MIGDisabled || (g.Use != gpu.UseFree && g.Use != gpu.UseShared) || g.FreeMilli < int64(s.demand.shareMilli) || slices.Contains(tried, g.FreeMilli) {
 			continue
 		}
-		tried[g.FreeMilli] = true
+		tried = append(tried, g.FreeMilli)
 		a := gpu.Assignment{Shares: []gpu.Share{{GPU: g.GPU.Index, Milli: s.demand.shareMilli}}}
 		d, err := gpu.FragmentationDelta(p.state.state, a, p.free, after, s.classes)
 		if err == nil && d < best-1e-9 {

@@ -38,6 +38,10 @@ type topologies struct {
 }
 
 type cachedTopology struct {
+	// node and obj are the objects the entry was built from: while the
+	// scheduler hands out the same pointers, nothing needs comparing.
+	node *v1.Node
+	obj  *unstructured.Unstructured
 	key  string
 	topo *nodeTopology
 }
@@ -84,24 +88,29 @@ func newTopologies(ctx context.Context, cfg *rest.Config) *topologies {
 // key that changes whenever the topology may have changed.
 func (t *topologies) forNode(logger klog.Logger, node *v1.Node) (*nodeTopology, string) {
 	var obj *unstructured.Unstructured
-	key := fingerprint(node)
 	if t.informer != nil {
 		if o, exists, err := t.informer.GetStore().GetByKey(node.Name); err == nil && exists {
-			if u, ok := o.(*unstructured.Unstructured); ok {
-				obj = u
-				key = "ngt/" + string(u.GetUID()) + "/" + u.GetResourceVersion() + "/" + key
-			}
+			obj, _ = o.(*unstructured.Unstructured)
 		}
 	}
 	t.mu.Lock()
 	c, ok := t.cache[node.Name]
 	t.mu.Unlock()
-	if ok && c.key == key {
-		return c.topo, key
+	// Filter asks for every node for every pod: the common case is the
+	// same node and topology objects as last time.
+	if ok && c.node == node && c.obj == obj {
+		return c.topo, c.key
 	}
-	topo := t.resolve(logger, node, obj)
+	key := fingerprint(node)
+	if obj != nil {
+		key = "ngt/" + string(obj.GetUID()) + "/" + obj.GetResourceVersion() + "/" + key
+	}
+	topo := c.topo
+	if !ok || c.key != key {
+		topo = t.resolve(logger, node, obj)
+	}
 	t.mu.Lock()
-	t.cache[node.Name] = cachedTopology{key: key, topo: topo}
+	t.cache[node.Name] = cachedTopology{node: node, obj: obj, key: key, topo: topo}
 	t.mu.Unlock()
 	return topo, key
 }
