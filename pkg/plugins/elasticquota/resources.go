@@ -73,8 +73,11 @@ func nodeCapacity(node *v1.Node) quota.Resources {
 	for name, q := range node.Status.Allocatable {
 		out[string(name)] = amount(name, q)
 	}
+	// GPU equivalents first: share capacity is carved out of the same
+	// whole GPUs and must not count again.
+	out = quota.WithGPUEquivalents(out)
 	if g := out[quota.ResourceNvidiaGPU]; g > 0 {
 		out[quota.ResourceGPUShare] = g * 1000
 	}
-	return quota.WithGPUEquivalents(out)
+	return out
 }
