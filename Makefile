@@ -12,18 +12,24 @@ LDFLAGS  := -X k8s.io/component-base/version.gitVersion=$(VERSION) \
 CONTROLLER_GEN := $(GO) run sigs.k8s.io/controller-tools/cmd/controller-gen@v0.23.0
 TEST_TIMEOUT   ?= 30m
 
-.PHONY: all help build test unit lint demo bench manifests verify clean
+.PHONY: all help build test unit lint demo bench manifests verify clean cc
 
 all: build
 
 help: ## Show this help.
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  %-10s %s\n", $$1, $$2}'
 
-build: ## Build tessera-scheduler and tessera into ./bin.
+build: cc ## Build tessera-scheduler, tessera and tessera-agent into ./bin.
 	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN)/ ./cmd/...
 
-test: lint ## Unit and integration tests (real kube-apiserver + etcd, in-process).
+test: cc lint ## Unit and integration tests (real kube-apiserver + etcd, in-process).
 	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./...
+
+# tessera-agent's NVML bindings (go-nvml) are cgo: say so plainly rather
+# than fail deep in a build.
+cc:
+	@cc="$$($(GO) env CC)"; command -v "$${cc:-gcc}" >/dev/null 2>&1 || { \
+	  echo "A C compiler ($${cc:-gcc}) is needed to build tessera-agent's NVML bindings (cgo): install gcc (e.g. apt-get install gcc)." >&2; exit 1; }
 
 unit: ## Only the fast unit tests of the pure packages and plugins.
 	$(GO) test -count=1 ./pkg/...
@@ -33,7 +39,8 @@ lint: ## gofmt and go vet.
 	  if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 
-demo: build ## Run the playground: real control plane + scheduler on a simulated GPU cluster.
+demo: ## Run the playground: real control plane + scheduler on a simulated GPU cluster.
+	$(GO) build -o $(BIN)/tessera ./cmd/tessera
 	$(BIN)/tessera playground
 
 bench: ## Benchmarks (scheduler_perf and trace replay): not implemented yet.
