@@ -11,10 +11,10 @@ import (
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/util/wait"
-	"k8s.io/apimachinery/pkg/watch"
+	"k8s.io/client-go/informers"
 	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/cache"
 	schedv1alpha1 "sigs.k8s.io/scheduler-plugins/apis/scheduling/v1alpha1"
 	"sigs.k8s.io/scheduler-plugins/pkg/generated/clientset/versioned"
 )
@@ -123,29 +123,32 @@ func TestQuotaMaxNeverExceededUnderRace(t *testing.T) {
 	var mu sync.Mutex
 	bound := map[string]map[string]bool{}
 	var violations []string
-	watchDone := make(chan struct{})
-	w, err := cp.Client.CoreV1().Pods(metav1.NamespaceAll).Watch(ctx, metav1.ListOptions{FieldSelector: fields.Everything().String()})
-	if err != nil {
+	// An informer rather than a bare watch: it re-establishes a broken
+	// watch, so no binding goes unchecked.
+	factory := informers.NewSharedInformerFactory(cp.Client, 0)
+	check := func(obj any) {
+		pod, ok := obj.(*v1.Pod)
+		if !ok || pod.Spec.NodeName == "" || !strings.HasPrefix(pod.Name, "race-") {
+			return
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		if bound[pod.Namespace] == nil {
+			bound[pod.Namespace] = map[string]bool{}
+		}
+		bound[pod.Namespace][pod.Name] = true
+		if n := len(bound[pod.Namespace]); n > 3 {
+			violations = append(violations, fmt.Sprintf("%s has %d pods bound, max 3", pod.Namespace, n))
+		}
+	}
+	if _, err := factory.Core().V1().Pods().Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc:    check,
+		UpdateFunc: func(_, obj any) { check(obj) },
+	}); err != nil {
 		t.Fatal(err)
 	}
-	go func() {
-		defer close(watchDone)
-		for ev := range w.ResultChan() {
-			pod, ok := ev.Object.(*v1.Pod)
-			if !ok || (ev.Type != watch.Added && ev.Type != watch.Modified) || pod.Spec.NodeName == "" || !strings.HasPrefix(pod.Name, "race-") {
-				continue
-			}
-			mu.Lock()
-			if bound[pod.Namespace] == nil {
-				bound[pod.Namespace] = map[string]bool{}
-			}
-			bound[pod.Namespace][pod.Name] = true
-			if n := len(bound[pod.Namespace]); n > 3 {
-				violations = append(violations, fmt.Sprintf("%s has %d pods bound, max 3", pod.Namespace, n))
-			}
-			mu.Unlock()
-		}
-	}()
+	factory.Start(ctx.Done())
+	factory.WaitForCacheSync(ctx.Done())
 
 	var wg sync.WaitGroup
 	for i := 0; i < 200; i++ {
@@ -157,7 +160,7 @@ func TestQuotaMaxNeverExceededUnderRace(t *testing.T) {
 	}
 	wg.Wait()
 	// Every namespace reaches its max, and stays there.
-	err = wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, 90*time.Second, true, func(ctx context.Context) (bool, error) {
+	err := wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, 90*time.Second, true, func(ctx context.Context) (bool, error) {
 		for _, ns := range namespaces {
 			if boundIn(t, ns) < 3 {
 				return false, nil
@@ -170,8 +173,7 @@ func TestQuotaMaxNeverExceededUnderRace(t *testing.T) {
 	}
 	time.Sleep(2 * time.Second)
 	cancel()
-	w.Stop()
-	<-watchDone
+	factory.Shutdown()
 	mu.Lock()
 	defer mu.Unlock()
 	if len(violations) > 0 {
