@@ -12,9 +12,7 @@ import (
 	v1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
-	"k8s.io/client-go/informers"
 	"k8s.io/client-go/rest"
-	"k8s.io/client-go/tools/cache"
 	schedv1alpha1 "sigs.k8s.io/scheduler-plugins/apis/scheduling/v1alpha1"
 	"sigs.k8s.io/scheduler-plugins/pkg/generated/clientset/versioned"
 )
@@ -44,22 +42,13 @@ type gangWatch struct {
 	mu        sync.Mutex
 	minMember map[string]int
 	bound     map[string]map[string]time.Time
-	done      chan struct{}
 	stop      func()
 }
 
 func watchGangs(t *testing.T, ns string, minMember map[string]int) *gangWatch {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	g := &gangWatch{minMember: minMember, bound: map[string]map[string]time.Time{}, done: make(chan struct{})}
-	// An informer, not a bare watch: it re-establishes a broken watch, so
-	// no binding goes unseen.
-	factory := informers.NewSharedInformerFactoryWithOptions(cp.Client, 0, informers.WithNamespace(ns))
-	record := func(obj any) {
-		pod, ok := obj.(*v1.Pod)
-		if !ok || pod.Spec.NodeName == "" {
-			return
-		}
+	g := &gangWatch{minMember: minMember, bound: map[string]map[string]time.Time{}}
+	g.stop = watchBindings(t, ns, func(pod *v1.Pod) {
 		group := pod.Labels[schedv1alpha1.PodGroupLabel]
 		g.mu.Lock()
 		defer g.mu.Unlock()
@@ -69,16 +58,7 @@ func watchGangs(t *testing.T, ns string, minMember map[string]int) *gangWatch {
 		if _, seen := g.bound[group][pod.Name]; !seen {
 			g.bound[group][pod.Name] = time.Now()
 		}
-	}
-	if _, err := factory.Core().V1().Pods().Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc:    record,
-		UpdateFunc: func(_, obj any) { record(obj) },
-	}); err != nil {
-		t.Fatal(err)
-	}
-	factory.Start(ctx.Done())
-	factory.WaitForCacheSync(ctx.Done())
-	g.stop = func() { cancel(); factory.Shutdown(); close(g.done) }
+	})
 	return g
 }
 

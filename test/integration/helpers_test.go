@@ -15,7 +15,9 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/informers"
 	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/cache"
 
 	"github.com/tessera-sched/tessera/pkg/localcluster"
 )
@@ -196,4 +198,28 @@ func startScheduler(t *testing.T, cfg *rest.Config, config []byte) *localcluster
 	}
 	t.Cleanup(s.Stop)
 	return s
+}
+
+// watchBindings calls onBound for every pod of ns ("" for all namespaces)
+// that it sees bound to a node, until stop is called. It uses an informer,
+// not a bare watch: an informer re-establishes a broken watch, so no binding
+// goes unseen.
+func watchBindings(t *testing.T, ns string, onBound func(*v1.Pod)) (stop func()) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	factory := informers.NewSharedInformerFactoryWithOptions(cp.Client, 0, informers.WithNamespace(ns))
+	seen := func(obj any) {
+		if pod, ok := obj.(*v1.Pod); ok && pod.Spec.NodeName != "" {
+			onBound(pod)
+		}
+	}
+	if _, err := factory.Core().V1().Pods().Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc:    seen,
+		UpdateFunc: func(_, obj any) { seen(obj) },
+	}); err != nil {
+		t.Fatal(err)
+	}
+	factory.Start(ctx.Done())
+	factory.WaitForCacheSync(ctx.Done())
+	return func() { cancel(); factory.Shutdown() }
 }

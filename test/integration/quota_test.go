@@ -12,9 +12,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
-	"k8s.io/client-go/informers"
 	"k8s.io/client-go/rest"
-	"k8s.io/client-go/tools/cache"
 	schedv1alpha1 "sigs.k8s.io/scheduler-plugins/apis/scheduling/v1alpha1"
 	"sigs.k8s.io/scheduler-plugins/pkg/generated/clientset/versioned"
 )
@@ -123,12 +121,8 @@ func TestQuotaMaxNeverExceededUnderRace(t *testing.T) {
 	var mu sync.Mutex
 	bound := map[string]map[string]bool{}
 	var violations []string
-	// An informer rather than a bare watch: it re-establishes a broken
-	// watch, so no binding goes unchecked.
-	factory := informers.NewSharedInformerFactory(cp.Client, 0)
-	check := func(obj any) {
-		pod, ok := obj.(*v1.Pod)
-		if !ok || pod.Spec.NodeName == "" || !strings.HasPrefix(pod.Name, "race-") {
+	stopWatch := watchBindings(t, metav1.NamespaceAll, func(pod *v1.Pod) {
+		if !strings.HasPrefix(pod.Name, "race-") {
 			return
 		}
 		mu.Lock()
@@ -140,15 +134,7 @@ func TestQuotaMaxNeverExceededUnderRace(t *testing.T) {
 		if n := len(bound[pod.Namespace]); n > 3 {
 			violations = append(violations, fmt.Sprintf("%s has %d pods bound, max 3", pod.Namespace, n))
 		}
-	}
-	if _, err := factory.Core().V1().Pods().Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc:    check,
-		UpdateFunc: func(_, obj any) { check(obj) },
-	}); err != nil {
-		t.Fatal(err)
-	}
-	factory.Start(ctx.Done())
-	factory.WaitForCacheSync(ctx.Done())
+	})
 
 	var wg sync.WaitGroup
 	for i := 0; i < 200; i++ {
@@ -172,8 +158,7 @@ func TestQuotaMaxNeverExceededUnderRace(t *testing.T) {
 		t.Fatalf("namespaces did not reach their max: %v", err)
 	}
 	time.Sleep(2 * time.Second)
-	cancel()
-	factory.Shutdown()
+	stopWatch()
 	mu.Lock()
 	defer mu.Unlock()
 	if len(violations) > 0 {
