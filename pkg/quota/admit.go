@@ -197,3 +197,23 @@ func (c resourceCheck) admit(amount int64) (ok, reclaimable bool, borrowed int64
 	}
 	return true, false, 0, ""
 }
+
+// AboveMax returns why req alone exceeds the max of namespace's quota for
+// some resource, "" when it does not (or the namespace has no valid quota).
+// Such a request can never be admitted, whatever else runs; the Gang plugin
+// uses it to reject a whole group at once instead of letting it wait.
+func (t *Tracker) AboveMax(namespace string, req Resources) string {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	q, _ := t.quotaLocked(namespace)
+	if q == nil {
+		return ""
+	}
+	var reasons []string
+	for _, name := range sortedNames(req) {
+		if hi, ok := q.Max[name]; ok && req[name] > hi {
+			reasons = append(reasons, fmt.Sprintf("%d %s is above namespace %q's max %d", req[name], name, namespace, hi))
+		}
+	}
+	return strings.Join(reasons, "; ")
+}

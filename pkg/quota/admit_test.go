@@ -342,3 +342,24 @@ func uids(pods []PodUsage) []string {
 	}
 	return out
 }
+
+func TestAboveMax(t *testing.T) {
+	tr := NewTracker()
+	if err := tr.SetQuota("a/q", Quota{Namespace: "a", Max: Resources{ResourceNvidiaGPU: 4}}); err != nil {
+		t.Fatal(err)
+	}
+	tr.AddPod(PodUsage{UID: "p", Namespace: "a", Resources: Resources{ResourceNvidiaGPU: 4}})
+	for _, c := range []struct {
+		ns   string
+		gpus int64
+		want bool
+	}{{"a", 4, false}, {"a", 5, true}, {"none", 100, false}} {
+		got := tr.AboveMax(c.ns, Resources{ResourceNvidiaGPU: c.gpus})
+		if (got != "") != c.want {
+			t.Errorf("AboveMax(%q, %d) = %q, want above=%v", c.ns, c.gpus, got, c.want)
+		}
+		if c.want && !strings.Contains(got, "max 4") {
+			t.Errorf("reason %q does not name the max", got)
+		}
+	}
+}

@@ -201,3 +201,27 @@ func (t *Tracker) wellFormedLocked() map[string]*Quota {
 	}
 	return out
 }
+
+// Misconfigured reports whether namespace has a quota problem (an invalid
+// object, or several objects) that only fixing the objects can resolve: no
+// preemption helps its pods.
+func (t *Tracker) Misconfigured(namespace string) bool {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	_, problem := t.quotaLocked(namespace)
+	return problem != ""
+}
+
+// HasPodBelow reports whether namespace has a tracked pod with a priority
+// lower than priority, i.e. whether ordinary priority preemption within the
+// namespace has any candidate at all.
+func (t *Tracker) HasPodBelow(namespace string, priority int32) bool {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	for _, p := range t.pods {
+		if p.Namespace == namespace && p.Priority < priority {
+			return true
+		}
+	}
+	return false
+}

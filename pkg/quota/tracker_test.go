@@ -184,3 +184,28 @@ func TestTrackerCopiesInputs(t *testing.T) {
 		t.Errorf("Used returns the tracker's own map: %v", got)
 	}
 }
+
+func TestMisconfiguredAndHasPodBelow(t *testing.T) {
+	tr := NewTracker()
+	if err := tr.SetQuota("ok/q", Quota{Namespace: "ok", Min: Resources{ResourceNvidiaGPU: 1}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := tr.SetQuota("bad/q", Quota{Namespace: "bad", Min: Resources{ResourceNvidiaGPU: 2}, Max: Resources{ResourceNvidiaGPU: 1}}); err == nil {
+		t.Fatal("min above max accepted")
+	}
+	for ns, want := range map[string]bool{"ok": false, "bad": true, "none": false} {
+		if got := tr.Misconfigured(ns); got != want {
+			t.Errorf("Misconfigured(%q) = %v, want %v", ns, got, want)
+		}
+	}
+	tr.AddPod(PodUsage{UID: "p", Namespace: "ok", Priority: 5})
+	for _, c := range []struct {
+		ns   string
+		prio int32
+		want bool
+	}{{"ok", 6, true}, {"ok", 5, false}, {"other", 100, false}} {
+		if got := tr.HasPodBelow(c.ns, c.prio); got != c.want {
+			t.Errorf("HasPodBelow(%q, %d) = %v, want %v", c.ns, c.prio, got, c.want)
+		}
+	}
+}

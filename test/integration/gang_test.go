@@ -94,6 +94,8 @@ func (g *gangWatch) complete(group string) bool {
 // waitReason waits until the pod's PodScheduled=False message contains
 // want (the reason changes as a group forms) and returns "" then, or the
 // last message seen.
+// waitReason waits until the pod's PodScheduled=False message contains
+// want; it returns "" when it does and the last message when it never did.
 func waitReason(t *testing.T, ns, name, want string) string {
 	t.Helper()
 	var last string

@@ -53,6 +53,10 @@ func newNamespace(t *testing.T) string {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
+		// No namespace controller runs here: remove the pods explicitly so
+		// that later tests' quota accounting does not see them.
+		zero := int64(0)
+		_ = cp.Client.CoreV1().Pods(name).DeleteCollection(context.Background(), metav1.DeleteOptions{GracePeriodSeconds: &zero}, metav1.ListOptions{})
 		_ = cp.Client.CoreV1().Namespaces().Delete(context.Background(), name, metav1.DeleteOptions{})
 	})
 	return name
@@ -120,6 +124,7 @@ type podSpec struct {
 	gpus          int64
 	annotations   map[string]string
 	labels        map[string]string
+	priorityClass string
 }
 
 func createPod(t *testing.T, ns string, s podSpec) *v1.Pod {
@@ -133,7 +138,8 @@ func createPod(t *testing.T, ns string, s podSpec) *v1.Pod {
 	pod := &v1.Pod{
 		ObjectMeta: metav1.ObjectMeta{Name: s.name, Namespace: ns, Annotations: s.annotations, Labels: s.labels},
 		Spec: v1.PodSpec{
-			SchedulerName: s.schedulerName,
+			SchedulerName:     s.schedulerName,
+			PriorityClassName: s.priorityClass,
 			Containers: []v1.Container{{
 				Name:      "main",
 				Image:     "registry.k8s.io/pause:3.10",

@@ -30,6 +30,12 @@ func createQuota(t *testing.T, ns string, min, max v1.ResourceList) {
 	if _, err := client.SchedulingV1alpha1().ElasticQuotas(ns).Create(context.Background(), eq, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
+	// The test API server runs no namespace controller, so a deleted
+	// namespace keeps its objects; a quota left behind would still lend
+	// and guarantee in the next test.
+	t.Cleanup(func() {
+		_ = client.SchedulingV1alpha1().ElasticQuotas(ns).Delete(context.Background(), "quota", metav1.DeleteOptions{})
+	})
 }
 
 func gpus(n int64) v1.ResourceList {

@@ -20,10 +20,13 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	"k8s.io/apimachinery/pkg/util/wait"
+	utilfeature "k8s.io/apiserver/pkg/util/feature"
 	"k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/klog/v2"
 	fwk "k8s.io/kube-scheduler/framework"
+	plfeature "k8s.io/kubernetes/pkg/scheduler/framework/plugins/feature"
+	"k8s.io/kubernetes/pkg/scheduler/framework/preemption"
 	"k8s.io/kubernetes/pkg/scheduler/util"
 	schedv1alpha1 "sigs.k8s.io/scheduler-plugins/apis/scheduling/v1alpha1"
 	"sigs.k8s.io/scheduler-plugins/pkg/generated/clientset/versioned"
@@ -69,6 +72,12 @@ type ElasticQuota struct {
 	// client writes status.used; written is what was last written per quota.
 	client  versioned.Interface
 	written sync.Map
+
+	// Preemption (see preempt.go): upstream's evaluator and executor driven
+	// by the quota and gang rules.
+	preemptor *preemptor
+	evaluator *preemption.Evaluator
+	executor  *preemption.Executor
 }
 
 type invalidQuota struct {
@@ -79,6 +88,8 @@ type invalidQuota struct {
 
 var (
 	_ fwk.PreFilterPlugin   = &ElasticQuota{}
+	_ fwk.PostFilterPlugin  = &ElasticQuota{}
+	_ fwk.PreEnqueuePlugin  = &ElasticQuota{}
 	_ fwk.ReservePlugin     = &ElasticQuota{}
 	_ fwk.EnqueueExtensions = &ElasticQuota{}
 	_ fwk.SignPlugin        = &ElasticQuota{}
@@ -94,6 +105,11 @@ func New(ctx context.Context, obj runtime.Object, h fwk.Handle) (fwk.Plugin, err
 	}
 	pl := &ElasticQuota{handle: h, args: args, tracker: quota.NewTracker(), capacity: map[string]quota.Resources{}, invalid: map[string]*invalidQuota{}}
 	if f := h.SharedInformerFactory(); f != nil {
+		fts := plfeature.NewSchedulerFeaturesFromGates(utilfeature.DefaultFeatureGate)
+		pl.preemptor = &preemptor{pl: pl}
+		pl.executor = preemption.NewExecutor(h, fts)
+		pl.executor.PreemptPod = pl.countPreemption(pl.executor.PreemptPod)
+		pl.evaluator = preemption.NewEvaluator(Name, h, pl.preemptor, pl.executor)
 		if _, err := f.Core().V1().Nodes().Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
 			AddFunc:    func(obj any) { pl.nodeChanged(obj, false) },
 			UpdateFunc: func(_, obj any) { pl.nodeChanged(obj, false) },
@@ -112,7 +128,27 @@ func New(ctx context.Context, obj runtime.Object, h fwk.Handle) (fwk.Plugin, err
 	if err := pl.watchQuotas(ctx); err != nil {
 		return nil, err
 	}
+	trackers.Store(h, pl.tracker)
+	go func() {
+		<-ctx.Done()
+		trackers.Delete(h)
+	}()
 	return pl, nil
+}
+
+// trackers maps each profile's framework handle to its ElasticQuota
+// plugin's tracker.
+var trackers sync.Map
+
+// TrackerFor returns the quota tracker of the ElasticQuota plugin built for
+// the profile whose handle is h, or nil when the profile does not run it.
+// The Gang plugin uses it to check a whole group against its namespace's
+// quota before any member reserves anything.
+func TrackerFor(h fwk.Handle) *quota.Tracker {
+	if t, ok := trackers.Load(h); ok {
+		return t.(*quota.Tracker)
+	}
+	return nil
 }
 
 // watchQuotas feeds ElasticQuota objects into the tracker, when the API
@@ -258,9 +294,13 @@ func (pl *ElasticQuota) podChanged(obj any) {
 	if !ok {
 		return
 	}
-	if pod.Spec.NodeName == "" || pod.Status.Phase == v1.PodSucceeded || pod.Status.Phase == v1.PodFailed {
+	if pod.Spec.NodeName == "" || pod.Status.Phase == v1.PodSucceeded || pod.Status.Phase == v1.PodFailed || pod.DeletionTimestamp != nil {
 		// Unbound pods are charged when reserved; finished pods no longer
-		// hold anything.
+		// hold anything. A pod being deleted (a preemption victim, say)
+		// returns its quota at once: its namespace must not be charged,
+		// nor reclaimed from a second time, for room already being given
+		// back. Physically it holds its devices until it is gone, which the
+		// Filter plugins still see.
 		if pod.Spec.NodeName != "" {
 			pl.tracker.RemovePod(string(pod.UID))
 		}
@@ -300,8 +340,12 @@ func usage(pod *v1.Pod, node string) quota.PodUsage {
 // Name returns the plugin name.
 func (pl *ElasticQuota) Name() string { return Name }
 
-// preFilterState is the pod's charge, computed once per cycle.
-type preFilterState struct{ usage quota.PodUsage }
+// preFilterState is the pod's charge and the quota's answer, computed once
+// per cycle; PostFilter reads the answer to skip hopeless dry runs.
+type preFilterState struct {
+	usage    quota.PodUsage
+	decision quota.Decision
+}
 
 func (s *preFilterState) Clone() fwk.StateData { return s }
 
@@ -321,12 +365,18 @@ func (pl *ElasticQuota) PreFilter(_ context.Context, cs fwk.CycleState, pod *v1.
 	}
 	u := usage(pod, "")
 	d := pl.tracker.CheckAdmit(pod.Namespace, u.Resources)
+	cs.Write(stateKey, &preFilterState{usage: u, decision: d})
 	if !d.Admit {
-		// Reclaim (preempting borrowers) is not implemented yet, so no
-		// preemption can help: the pod waits for quota to free up.
-		return nil, fwk.NewStatus(fwk.UnschedulableAndUnresolvable, d.Reason)
+		if pl.tracker.Misconfigured(pod.Namespace) {
+			// Nothing but fixing the quota object helps.
+			return nil, fwk.NewStatus(fwk.UnschedulableAndUnresolvable, d.Reason)
+		}
+		// Unschedulable, not Unresolvable: reclaiming borrowed quota or
+		// preempting lower-priority pods of the namespace may help, so
+		// PostFilter runs (the framework still runs the other PreFilter
+		// plugins, whose state the preemption dry run needs).
+		return nil, fwk.NewStatus(fwk.Unschedulable, d.Reason)
 	}
-	cs.Write(stateKey, &preFilterState{usage: u})
 	return nil, nil
 }
 

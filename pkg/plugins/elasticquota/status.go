@@ -33,11 +33,21 @@ var (
 		Help:           "A namespace's quota limit (ElasticQuota spec.max).",
 		StabilityLevel: metrics.ALPHA,
 	}, []string{"namespace", "resource"})
+	preemptionAttempts = metrics.NewCounter(&metrics.CounterOpts{
+		Subsystem: "tessera", Name: "preemption_attempts_total",
+		Help:           "PostFilter runs of Tessera's quota- and gang-aware preemption.",
+		StabilityLevel: metrics.ALPHA,
+	})
+	preemptedPods = metrics.NewCounterVec(&metrics.CounterOpts{
+		Subsystem: "tessera", Name: "preempted_pods_total",
+		Help:           "Pods evicted by preemption, by the preemptor's and the victim's namespace and kind: reclaim (borrowed quota taken back) or priority.",
+		StabilityLevel: metrics.ALPHA,
+	}, []string{"preemptor_namespace", "victim_namespace", "kind"})
 	registerOnce sync.Once
 )
 
 func init() {
-	registerOnce.Do(func() { legacyregistry.MustRegister(quotaUsed, quotaMin, quotaMax) })
+	registerOnce.Do(func() { legacyregistry.MustRegister(quotaUsed, quotaMin, quotaMax, preemptionAttempts, preemptedPods) })
 }
 
 // toList converts pkg/quota amounts back to quantities for status.used.

@@ -10,7 +10,9 @@ import (
 
 	"github.com/tessera-sched/tessera/pkg/gang"
 	"github.com/tessera-sched/tessera/pkg/gpu"
+	"github.com/tessera-sched/tessera/pkg/plugins/elasticquota"
 	"github.com/tessera-sched/tessera/pkg/plugins/gpuplacement"
+	"github.com/tessera-sched/tessera/pkg/quota"
 )
 
 // simNode is a node in the whole-group simulation: its free CPU and memory
@@ -26,8 +28,10 @@ type simNode struct {
 // memory and device-level GPU fit (exact GPUs, MIG slots, shares), within
 // one topology domain when the group requires it. A hopeless group so costs
 // one check rather than minMember scheduling cycles with devices held.
-// Other constraints (affinity, taints, quota) are left to the members' own
-// scheduling cycles; a group they reject fails its assembly and backs off.
+// The namespace's quota is checked for the whole group too (see
+// groupQuota). Other constraints (affinity, taints) are left to the
+// members' own scheduling cycles; a group they reject fails its assembly
+// and backs off.
 //
 // The result is fitNow, fitLater (the group would fit the same nodes empty:
 // it waits for running work to finish, without a growing back-off) or
@@ -55,6 +59,9 @@ func (pl *Gang) wholeGroupFits(key gang.GroupKey, nodes []fwk.NodeInfo) (string,
 		}
 		pods = append(pods, p)
 		members = append(members, gang.Member{Size: size})
+	}
+	if reason, res := pl.groupQuota(key, pods, need); res != fitNow {
+		return reason, res
 	}
 	reason, placed, ok := simulate(g, need, pods, members, nodes, false)
 	if ok {
@@ -193,4 +200,30 @@ func amount(name v1.ResourceName, q resource.Quantity) int64 {
 		return q.MilliValue()
 	}
 	return q.Value()
+}
+
+// groupQuota checks the next need pending members of the group together
+// against their namespace's ElasticQuota, so that quota never lets half a
+// gang in: a group whose members alone exceed the quota's max can never
+// run (fitNever); one that does not fit the quota now waits for it
+// (fitLater) without reserving anything. A shortfall that reclaiming
+// borrowed quota resolves passes: the members reclaim at PostFilter.
+func (pl *Gang) groupQuota(key gang.GroupKey, pods []*v1.Pod, need int) (string, fitResult) {
+	tracker := elasticquota.TrackerFor(pl.handle)
+	if tracker == nil || len(pods) == 0 {
+		return "", fitNow
+	}
+	ns := pods[0].Namespace
+	total := quota.Resources{}
+	for _, p := range pods[:min(need, len(pods))] {
+		total = total.Add(elasticquota.PodCharge(p))
+	}
+	if reason := tracker.AboveMax(ns, total); reason != "" {
+		return fmt.Sprintf("pod group %s cannot be admitted whole by its quota: its %d members need %s", key, need, reason), fitNever
+	}
+	d := tracker.CheckAdmit(ns, total)
+	if d.Admit || d.Reclaimable {
+		return "", fitNow
+	}
+	return fmt.Sprintf("pod group %s waits for quota for all %d members at once: %s", key, need, d.Reason), fitLater
 }

@@ -1,0 +1,265 @@
+package elasticquota
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+
+	v1 "k8s.io/api/core/v1"
+	policy "k8s.io/api/policy/v1"
+	"k8s.io/klog/v2"
+	extenderv1 "k8s.io/kube-scheduler/extender/v1"
+	fwk "k8s.io/kube-scheduler/framework"
+	"k8s.io/kubernetes/pkg/scheduler/framework/preemption"
+	schedv1alpha1 "sigs.k8s.io/scheduler-plugins/apis/scheduling/v1alpha1"
+
+	"github.com/tessera-sched/tessera/pkg/quota"
+)
+
+// Preemption in Tessera is quota-aware and gang-whole, so ElasticQuota is
+// the profile's only PostFilter (the shipped profiles disable upstream's
+// DefaultPreemption, which knows neither quotas nor gangs and could evict a
+// namespace within its min or one member of a gang). The rules are
+// pkg/quota's SelectVictims:
+//
+//   - within a namespace, and among namespaces without a quota, ordinary
+//     priority preemption: only strictly lower-priority pods are victims;
+//   - reclaim: a namespace that needs what it is guaranteed (within its
+//     min) preempts pods of namespaces that borrow it, whatever their
+//     priority, never taking a lender below its own min;
+//   - the bound members of a gang are evicted all together or not at all,
+//     wherever they run.
+//
+// Upstream's preemption Evaluator and Executor do the rest (choosing among
+// candidate nodes, PodDisruptionBudgets as a tie-break, nominating the
+// node, the DisruptionTarget condition, the Preempted Events and the
+// asynchronous API calls), so behaviour users know from kube-scheduler is
+// kept wherever quotas and gangs do not require otherwise.
+
+// minCandidateNodesPercentage and minCandidateNodesAbsolute bound the dry
+// run like DefaultPreemption's defaults: enough candidates to choose well,
+// without a dry run on every node of a large cluster.
+const (
+	minCandidateNodesPercentage = 10
+	minCandidateNodesAbsolute   = 100
+)
+
+// preemptor implements upstream's preemption.Interface with the quota and
+// gang rules. It is separate from the plugin type so that the plugin's
+// method set stays that of a plugin.
+type preemptor struct {
+	pl *ElasticQuota
+	// gangs indexes the bound pods of every gang, so that a victim's whole
+	// gang is evicted. It is rebuilt from the snapshot on each PostFilter;
+	// PostFilter calls are serial, dry runs of one call are concurrent and
+	// only read it.
+	gangs map[gangKey][]fwk.PodInfo
+}
+
+type gangKey struct{ namespace, name string }
+
+var _ preemption.Interface = &preemptor{}
+
+// PostFilter preempts for a pod that no node can take: by reclaiming
+// borrowed quota, by priority within its namespace, or both.
+func (pl *ElasticQuota) PostFilter(ctx context.Context, state fwk.CycleState, pod *v1.Pod, m fwk.NodeToStatusReader) (*fwk.PostFilterResult, *fwk.Status) {
+	preemptionAttempts.Inc()
+	if msg := pl.preemptionHopeless(state, pod); msg != "" {
+		return nil, fwk.NewStatus(fwk.Unschedulable, "preemption: "+msg)
+	}
+	pl.preemptor.gangs = pl.indexGangs()
+	result, status := pl.evaluator.Preempt(ctx, state, pod, m)
+	if msg := status.Message(); msg != "" {
+		return result, fwk.NewStatus(status.Code(), "preemption: "+msg)
+	}
+	return result, status
+}
+
+// preemptionHopeless says why no victim set can help pod, "" when some may:
+// a quota rejection that reclaim cannot fix (above max, or short of
+// borrowable capacity) only yields to lower-priority pods of the same
+// namespace. It keeps a dry run over every node off the hot path of pods
+// that simply wait for quota.
+func (pl *ElasticQuota) preemptionHopeless(state fwk.CycleState, pod *v1.Pod) string {
+	d, err := state.Read(stateKey)
+	if err != nil {
+		return ""
+	}
+	s := d.(*preFilterState)
+	if s.decision.Admit || s.decision.Reclaimable {
+		return ""
+	}
+	if pl.tracker.HasPodBelow(pod.Namespace, s.usage.Priority) {
+		return ""
+	}
+	return s.decision.Reason + " (no pod of the namespace has a lower priority, and reclaiming borrowed quota cannot help)"
+}
+
+// indexGangs lists the pods of every gang from the scheduler's snapshot.
+func (pl *ElasticQuota) indexGangs() map[gangKey][]fwk.PodInfo {
+	nodes, err := pl.handle.SnapshotSharedLister().NodeInfos().List()
+	if err != nil {
+		return nil
+	}
+	out := make(map[gangKey][]fwk.PodInfo)
+	for _, ni := range nodes {
+		for _, pi := range ni.GetPods() {
+			p := pi.GetPod()
+			if g := p.Labels[schedv1alpha1.PodGroupLabel]; g != "" {
+				k := gangKey{p.Namespace, g}
+				out[k] = append(out[k], pi)
+			}
+		}
+	}
+	return out
+}
+
+// GetOffsetAndNumCandidates picks a random starting node and how many
+// candidate nodes to dry-run, like DefaultPreemption.
+func (p *preemptor) GetOffsetAndNumCandidates(numNodes int32) (int32, int32) {
+	n := numNodes * minCandidateNodesPercentage / 100
+	n = max(n, minCandidateNodesAbsolute)
+	n = min(n, numNodes)
+	if numNodes <= 0 {
+		return 0, 0
+	}
+	return rand.Int32N(numNodes), n
+}
+
+// CandidatesToVictimsMap maps candidate nodes to their victims.
+func (p *preemptor) CandidatesToVictimsMap(candidates []preemption.Candidate) map[string]*extenderv1.Victims {
+	m := make(map[string]*extenderv1.Victims, len(candidates))
+	for _, c := range candidates {
+		m[c.Name()] = c.Victims()
+	}
+	return m
+}
+
+// PodEligibleToPreemptOthers refuses pods with preemptionPolicy Never, and
+// pods whose earlier victims on their nominated node are still terminating
+// (preempting again would evict more than needed).
+func (p *preemptor) PodEligibleToPreemptOthers(_ context.Context, pod *v1.Pod, nominatedNodeStatus *fwk.Status) (bool, string) {
+	if pod.Spec.PreemptionPolicy != nil && *pod.Spec.PreemptionPolicy == v1.PreemptNever {
+		return false, "not eligible due to preemptionPolicy=Never."
+	}
+	nom := pod.Status.NominatedNodeName
+	if nom == "" || nominatedNodeStatus.Code() == fwk.UnschedulableAndUnresolvable {
+		return true, ""
+	}
+	if ni, _ := p.pl.handle.MutableSnapshotSharedLister().NodeInfos().Get(nom); ni != nil {
+		for _, pi := range ni.GetPods() {
+			if preemption.PodTerminatingByPreemption(pi.GetPod()) {
+				return false, "not eligible due to a terminating pod on the nominated node."
+			}
+		}
+	}
+	return true, ""
+}
+
+// OrderedScoreFuncs returns nil: upstream's default order (fewest PDB
+// violations, lowest highest-victim priority, fewest victims, ...) chooses
+// among candidate nodes.
+func (p *preemptor) OrderedScoreFuncs(context.Context, map[string]*extenderv1.Victims) []func(string) int64 {
+	return nil
+}
+
+// SelectVictimsOnNode finds the victims that let preemptor run on
+// nodeInfo's node: pods on the node and the other members of their gangs,
+// chosen by quota.Tracker.SelectVictims with a fit check that asks both the
+// quota (with the victims gone) and every Filter plugin on the node (with
+// the node's victims removed), so that the right devices are freed.
+func (p *preemptor) SelectVictimsOnNode(ctx context.Context, state fwk.CycleState, pod *v1.Pod, nodeInfo fwk.NodeInfo,
+	_ []*preemption.DomainVictim, pdbs []*policy.PodDisruptionBudget) ([]*v1.Pod, int, *fwk.Status) {
+	logger := klog.FromContext(ctx)
+	node := nodeInfo.Node().Name
+	self := usage(pod, "")
+
+	infos := make(map[string]fwk.PodInfo)
+	var candidates []quota.PodUsage
+	add := func(pi fwk.PodInfo) {
+		vp := pi.GetPod()
+		uid := string(vp.UID)
+		if _, dup := infos[uid]; dup || vp.UID == pod.UID || vp.DeletionTimestamp != nil {
+			return
+		}
+		infos[uid] = pi
+		candidates = append(candidates, usage(vp, vp.Spec.NodeName))
+	}
+	for _, pi := range nodeInfo.GetPods() {
+		add(pi)
+		vp := pi.GetPod()
+		if g := vp.Labels[schedv1alpha1.PodGroupLabel]; g != "" {
+			for _, member := range p.gangs[gangKey{vp.Namespace, g}] {
+				add(member)
+			}
+		}
+	}
+	if len(candidates) == 0 {
+		return nil, 0, fwk.NewStatus(fwk.UnschedulableAndUnresolvable, "no preemption victims found for incoming pod")
+	}
+
+	fits := func(victims []quota.PodUsage) bool {
+		if !p.pl.tracker.CheckAdmitWithout(pod.Namespace, self.Resources, victims).Admit {
+			return false
+		}
+		ni := nodeInfo.Snapshot()
+		st := state.Clone()
+		for _, v := range victims {
+			pi := infos[v.UID]
+			if pi.GetPod().Spec.NodeName != node {
+				continue
+			}
+			if err := ni.RemovePod(logger, pi.GetPod()); err != nil {
+				return false
+			}
+			if s := p.pl.handle.RunPreFilterExtensionRemovePod(ctx, st, pod, pi, ni); !s.IsSuccess() {
+				return false
+			}
+		}
+		return p.pl.handle.RunFilterPluginsWithNominatedPods(ctx, st, pod, ni).IsSuccess()
+	}
+
+	chosen, ok := p.pl.tracker.SelectVictims(self, candidates, fits)
+	if !ok {
+		return nil, 0, fwk.NewStatus(fwk.Unschedulable, fmt.Sprintf("no set of eligible victims makes room on node %q within the quota rules", node))
+	}
+	if len(chosen) == 0 {
+		// Room appeared since the Filter pass; the next attempt binds.
+		return nil, 0, fwk.NewStatus(fwk.Unschedulable, "the pod now fits without preemption")
+	}
+	pods := make([]*v1.Pod, 0, len(chosen))
+	victims := make([]preemption.Victim, 0, len(chosen))
+	for _, v := range chosen {
+		pi := infos[v.UID]
+		pods = append(pods, pi.GetPod())
+		victims = append(victims, preemption.NewPodVictim(pi, nil, nil))
+	}
+	violating, _ := preemption.FilterVictimsWithPDBViolation(victims, pdbs)
+	return pods, len(violating), nil
+}
+
+// countPreemption wraps the executor's eviction to count victims by kind:
+// reclaim (another namespace's borrowed quota) or priority.
+func (pl *ElasticQuota) countPreemption(next func(context.Context, preemption.Candidate, preemption.ExecutorPreemptor, *v1.Pod, string) (bool, error)) func(context.Context, preemption.Candidate, preemption.ExecutorPreemptor, *v1.Pod, string) (bool, error) {
+	return func(ctx context.Context, c preemption.Candidate, by preemption.ExecutorPreemptor, victim *v1.Pod, plugin string) (bool, error) {
+		inMemory, err := next(ctx, c, by, victim, plugin)
+		if err == nil {
+			kind := "priority"
+			if victim.Namespace != by.GetNamespace() {
+				kind = "reclaim"
+			}
+			preemptedPods.WithLabelValues(by.GetNamespace(), victim.Namespace, kind).Inc()
+		}
+		return inMemory, err
+	}
+}
+
+// PreEnqueue keeps a pod out of the active queue while its victims are
+// being evicted asynchronously (as DefaultPreemption does), so it does not
+// preempt a second time for the same room.
+func (pl *ElasticQuota) PreEnqueue(_ context.Context, pod *v1.Pod) *fwk.Status {
+	if pl.executor != nil && pl.executor.IsPodRunningPreemption(pod.UID) {
+		return fwk.NewStatus(fwk.UnschedulableAndUnresolvable, "waiting for the preemption for this pod to be finished")
+	}
+	return nil
+}
