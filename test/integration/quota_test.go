@@ -203,20 +203,51 @@ func TestQuotaGPUEquivalents(t *testing.T) {
 	}
 }
 
-// TestQuotaInvalidObject: an ElasticQuota with min above max gets a Warning
-// Event naming the problem, and the namespace's pods wait with a reason
-// instead of being scheduled unchecked.
+// TestQuotaInvalidObject: the shipped CRD's CEL rules refuse min above max
+// and negative amounts with a message naming the field. Two ElasticQuotas
+// in one namespace (which no per-object rule can see) get a Warning Event
+// naming both, and the namespace's pods wait with a reason instead of being
+// scheduled unchecked.
 func TestQuotaInvalidObject(t *testing.T) {
 	installCRDs(t)
 	createNodes(t, nodeSpec{name: "bad-quota-node", cpu: "16", memory: "64Gi", gpus: 4})
 	ns := newNamespace(t)
-	createQuota(t, ns, gpus(4), gpus(2))
+	client := versioned.NewForConfigOrDie(jsonConfig())
+	for _, c := range []struct {
+		name     string
+		min, max v1.ResourceList
+		want     string
+	}{
+		{"min-above-max", gpus(4), gpus(2), "spec.min[nvidia.com/gpu] must not be greater than spec.max"},
+		{"negative", gpus(-1), nil, "spec.min quantities must not be negative"},
+	} {
+		eq := &schedv1alpha1.ElasticQuota{
+			ObjectMeta: metav1.ObjectMeta{Name: c.name, Namespace: ns},
+			Spec:       schedv1alpha1.ElasticQuotaSpec{Min: c.min, Max: c.max},
+		}
+		_, err := client.SchedulingV1alpha1().ElasticQuotas(ns).Create(context.Background(), eq, metav1.CreateOptions{})
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("creating %s: error %v, want one containing %q", c.name, err, c.want)
+		}
+	}
+
+	createQuota(t, ns, gpus(2), gpus(4))
+	second := &schedv1alpha1.ElasticQuota{
+		ObjectMeta: metav1.ObjectMeta{Name: "second", Namespace: ns},
+		Spec:       schedv1alpha1.ElasticQuotaSpec{Max: gpus(8)},
+	}
+	if _, err := client.SchedulingV1alpha1().ElasticQuotas(ns).Create(context.Background(), second, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = client.SchedulingV1alpha1().ElasticQuotas(ns).Delete(context.Background(), "second", metav1.DeleteOptions{})
+	})
 	startScheduler(t, cp.Config, schedulerConfig(t))
 
 	createPod(t, ns, podSpec{name: "waits", schedulerName: "tessera-scheduler", gpus: 1})
 	cond := waitUnschedulable(t, ns, "waits", 60*time.Second)
-	if !strings.Contains(cond.Message, "min") {
-		t.Errorf("pending reason %q does not explain the bad quota", cond.Message)
+	if !strings.Contains(cond.Message, "2 ElasticQuotas") {
+		t.Errorf("pending reason %q does not explain the duplicate quotas", cond.Message)
 	}
 	err := wait.PollUntilContextTimeout(context.Background(), 200*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
 		evs, err := cp.Client.EventsV1().Events(ns).List(ctx, metav1.ListOptions{})
@@ -224,13 +255,21 @@ func TestQuotaInvalidObject(t *testing.T) {
 			return false, nil
 		}
 		for _, e := range evs.Items {
-			if e.Reason == "InvalidElasticQuota" && e.Regarding.Kind == "ElasticQuota" && strings.Contains(e.Note, "min") {
+			if e.Reason == "InvalidElasticQuota" && e.Regarding.Kind == "ElasticQuota" && strings.Contains(e.Note, `"`+ns+`/second"`) {
 				return true, nil
 			}
 		}
 		return false, nil
 	})
 	if err != nil {
-		t.Errorf("no InvalidElasticQuota event: %v", err)
+		t.Errorf("no InvalidElasticQuota event naming the duplicate: %v", err)
 	}
+}
+
+// jsonConfig is the control plane's client config for custom resources,
+// which do not speak protobuf.
+func jsonConfig() *rest.Config {
+	cfg := rest.CopyConfig(cp.Config)
+	cfg.ContentType = "application/json"
+	return cfg
 }
