@@ -5,8 +5,10 @@ package manifests
 
 import "embed"
 
-// FS holds crds/*.yaml and the scheduler configurations of base/ (secondary
-// scheduler) and default-scheduler/ (replacement default scheduler).
+// FS holds crds/ (the generated CRDs and the kustomization that patches in
+// their validation rules) and the scheduler configurations of base/
+// (secondary scheduler) and default-scheduler/ (replacement default
+// scheduler).
 //
 //go:embed crds/*.yaml base/scheduler-config.yaml default-scheduler/scheduler-config.yaml
 var FS embed.FS

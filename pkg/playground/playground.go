@@ -88,7 +88,11 @@ func Run(ctx context.Context, o Options) error {
 	defer cp.Stop()
 
 	if err := p.step("Installing CRDs (PodGroup, ElasticQuota, NodeGPUTopology)", func() (string, error) {
-		objs, err := readAll(manifests.FS, "crds")
+		data, err := renderCRDs()
+		if err != nil {
+			return "", err
+		}
+		objs, err := localcluster.DecodeYAML(data)
 		if err != nil {
 			return "", err
 		}
@@ -170,6 +174,9 @@ func Run(ctx context.Context, o Options) error {
 
 	if o.Workload == "" {
 		if err := gangScene(ctx, o.Out, p, cp); err != nil {
+			return err
+		}
+		if err := reclaimScene(ctx, o.Out, p, cp); err != nil {
 			return err
 		}
 	}
@@ -263,6 +270,82 @@ func gangScene(ctx context.Context, out io.Writer, p *progress, cp *localcluster
 		}
 		fmt.Fprintf(out, "    %s bound to %s (%s)\n", m, pod.Spec.NodeName, devices)
 	}
+	return nil
+}
+
+// reclaimScene shows quota reclaim: a namespace borrowing idle GPUs, then
+// their guaranteed owner taking them back by preemption
+// (examples/playground/reclaim.yaml).
+func reclaimScene(ctx context.Context, out io.Writer, p *progress, cp *localcluster.ControlPlane) error {
+	objs, err := readFiles(examples.Playground, "playground/reclaim.yaml")
+	if err != nil || len(objs) < 2 {
+		return err
+	}
+	last := objs[len(objs)-1]
+	var sweeps []string
+	for _, o := range objs[:len(objs)-1] {
+		if o.GetKind() == "Pod" {
+			sweeps = append(sweeps, o.GetName())
+		}
+	}
+	fmt.Fprintf(out, "\nReclaim: namespace research (min 0 GPUs) borrows the idle lab node; prod (min 2) takes its guarantee back\n")
+	if err := p.step(fmt.Sprintf("Running %d one-GPU sweep pods of research on gpu-lab", len(sweeps)), func() (string, error) {
+		if err := localcluster.Apply(ctx, cp.Config, objs[:len(objs)-1], false); err != nil {
+			return "", err
+		}
+		return "", wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, 60*time.Second, true, func(ctx context.Context) (bool, error) {
+			for _, name := range sweeps {
+				pod, err := cp.Client.CoreV1().Pods("research").Get(ctx, name, metav1.GetOptions{})
+				if err != nil || pod.Status.Phase != v1.PodRunning {
+					return false, nil
+				}
+			}
+			return true, nil
+		})
+	}); err != nil {
+		return err
+	}
+	var serve *v1.Pod
+	if err := p.step(fmt.Sprintf("Creating %s/%s, within prod's guaranteed 2 GPUs", last.GetNamespace(), last.GetName()), func() (string, error) {
+		if err := localcluster.Apply(ctx, cp.Config, objs[len(objs)-1:], false); err != nil {
+			return "", err
+		}
+		return "", wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, 60*time.Second, true, func(ctx context.Context) (bool, error) {
+			pod, err := cp.Client.CoreV1().Pods(last.GetNamespace()).Get(ctx, last.GetName(), metav1.GetOptions{})
+			if err != nil || pod.Spec.NodeName == "" {
+				return false, nil
+			}
+			serve = pod
+			return true, nil
+		})
+	}); err != nil {
+		return err
+	}
+	devices := "-"
+	if a, err := gpu.UnmarshalAssignment(serve.Annotations[gpu.AnnotationAssignment]); err == nil {
+		devices = a.Describe()
+	}
+	fmt.Fprintf(out, "    %s bound to %s (%s)\n", serve.Name, serve.Spec.NodeName, devices)
+	events, err := cp.Client.CoreV1().Events("research").List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return err
+	}
+	for _, e := range events.Items {
+		if e.Reason == "Preempted" {
+			fmt.Fprintf(out, "    research/%s preempted to make room for %s/%s: %s\n", e.InvolvedObject.Name, serve.Namespace, serve.Name, e.Message)
+		}
+	}
+	left, err := cp.Client.CoreV1().Pods("research").List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return err
+	}
+	running := 0
+	for _, pod := range left.Items {
+		if pod.DeletionTimestamp == nil {
+			running++
+		}
+	}
+	fmt.Fprintf(out, "    research keeps %d of its %d sweep pods (it never had a guarantee; prod got exactly what it is owed)\n", running, len(sweeps))
 	return nil
 }
 

@@ -40,6 +40,9 @@ func TestPlaygroundReport(t *testing.T) {
 		{"quota reason for the pending pod", `team-a/too-big-16gpu: Unschedulable: .*namespace "team-a" would use \d+ nvidia.com/gpu, above its max 16`},
 		{"quota use per namespace, team-a borrowing", `(?m)^\s+team-a\s+nvidia\.com/gpu\s+12\s+8\s+16\s+4$`},
 		{"quota use per namespace, team-b", `(?m)^\s+team-b\s+nvidia\.com/gpu\s+1\s+4\s+8\s+0$`},
+		{"reclaim: prod's pod bound on the lab node", `(?m)^\s+serve-2gpu bound to gpu-lab \(GPUs \d,\d\)$`},
+		{"reclaim: exactly two sweep pods preempted", `(?s)research/sweep-\d preempted to make room for prod/serve-2gpu: Preempted by pod .*research/sweep-\d preempted to make room for prod/serve-2gpu: `},
+		{"reclaim: research keeps two", `research keeps 2 of its 4 sweep pods`},
 		{"node table", `(?m)^\s+gpu-a100-mig\s+NVIDIA-A100-SXM4-80GB\s+`},
 	}
 	for _, c := range checks {
