@@ -3,6 +3,7 @@
 # module proxy. Run `make help` for the targets.
 
 GO       ?= go
+SHELL    := /bin/bash
 BIN      := $(CURDIR)/bin
 PKG      := github.com/tessera-sched/tessera
 VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo v0.0.0-dev)
@@ -12,7 +13,14 @@ LDFLAGS  := -X k8s.io/component-base/version.gitVersion=$(VERSION) \
 CONTROLLER_GEN := $(GO) run sigs.k8s.io/controller-tools/cmd/controller-gen@v0.23.0
 TEST_TIMEOUT   ?= 30m
 
-.PHONY: all help build test unit lint demo bench manifests verify clean cc
+.PHONY: all help build test unit lint demo bench bench-smoke manifests verify clean cc
+
+# make bench: BENCH_SCALE=performance (the default; sizes that fit a 2-core
+# machine in about 15 minutes) or large (more nodes and pods; much longer).
+BENCH_SCALE ?= performance
+BENCH_OUT   ?= $(CURDIR)/_output/bench
+# scheduler_perf starts one etcd per workload from a binary named etcd on PATH.
+PERF_RUN = cd test/perf && PATH=$(BIN):$$PATH TESSERA_BENCH_AUDIT=$(PERF_AUDIT) $(GO) test -count=1 -run '^$$' -bench BenchmarkPerfScheduling -benchtime 1x
 
 all: build
 
@@ -22,8 +30,22 @@ help: ## Show this help.
 build: cc ## Build tessera-scheduler, tessera and tessera-agent into ./bin.
 	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN)/ ./cmd/...
 
-test: cc lint ## Unit and integration tests (real kube-apiserver + etcd, in-process).
+test: cc lint $(BIN)/etcd ## Unit and integration tests (real kube-apiserver + etcd, in-process), and the scheduler_perf smoke.
 	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./...
+	$(MAKE) --no-print-directory bench-smoke
+
+# The scheduler_perf workloads labelled smoke (a few nodes and pods, every
+# profile), so the benchmark configs never rot. The audit (no partial gang,
+# no over-allocated device) fails the run on a violation.
+bench-smoke: PERF_AUDIT = $(CURDIR)/_output/bench-smoke/audit.jsonl
+bench-smoke: $(BIN)/etcd
+	@rm -rf $(CURDIR)/_output/bench-smoke && mkdir -p $(CURDIR)/_output/bench-smoke
+	$(PERF_RUN) -timeout 20m . -args -data-items-dir=$(CURDIR)/_output/bench-smoke -perf-scheduling-label-filter=smoke > $(CURDIR)/_output/bench-smoke/log.txt 2>&1 \
+	  || { grep -E -- '--- FAIL|FATAL|Error|audit' $(CURDIR)/_output/bench-smoke/log.txt | head -40; echo "bench-smoke failed; full log: _output/bench-smoke/log.txt"; exit 1; }
+	@echo "bench-smoke: ok ($$(grep -c . $(CURDIR)/_output/bench-smoke/audit.jsonl 2>/dev/null || echo 0) workloads audited)"
+
+$(BIN)/etcd:
+	$(GO) build -o $(BIN)/etcd go.etcd.io/etcd/server/v3
 
 # tessera-agent's NVML bindings (go-nvml) are cgo: say so plainly rather
 # than fail deep in a build.
@@ -43,8 +65,14 @@ demo: ## Run the playground: real control plane + scheduler on a simulated GPU c
 	$(GO) build -o $(BIN)/tessera ./cmd/tessera
 	$(BIN)/tessera playground
 
-bench: ## Benchmarks (scheduler_perf and trace replay): not implemented yet.
-	@echo "make bench: not implemented yet; see the benchmarks issue." >&2; exit 2
+bench: PERF_AUDIT = $(BENCH_OUT)/audit.jsonl
+bench: $(BIN)/etcd ## scheduler_perf: baseline vs Tessera, same run; writes _output/bench and the table in docs/benchmarks.md.
+	@rm -rf $(BENCH_OUT) && mkdir -p $(BENCH_OUT)
+	@echo "make bench: scheduler_perf workloads labelled $(BENCH_SCALE), baseline and Tessera profiles (log: $(BENCH_OUT)/log.txt)"
+	$(PERF_RUN) -timeout 120m . -args -data-items-dir=$(BENCH_OUT) -perf-scheduling-label-filter=$(BENCH_SCALE) 2>&1 \
+	  | tee $(BENCH_OUT)/log.txt | grep --line-buffered -E '^(--- (FAIL|SKIP)|Benchmark[^ ]*/[^ ]*-[0-9]+ )' | grep --line-buffered -v SKIP | cut -c1-100; \
+	  test $${PIPESTATUS[0]} -eq 0
+	$(GO) run ./hack/benchreport -dir $(BENCH_OUT) -md docs/benchmarks.md -png docs/bench-throughput.png
 
 manifests: ## Regenerate CRDs and deepcopy code from the Go types.
 	$(CONTROLLER_GEN) object paths=./pkg/apis/...

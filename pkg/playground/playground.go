@@ -28,6 +28,7 @@ import (
 
 	"github.com/tessera-sched/tessera/examples"
 	"github.com/tessera-sched/tessera/manifests"
+	"github.com/tessera-sched/tessera/manifests/render"
 	"github.com/tessera-sched/tessera/pkg/gpu"
 	"github.com/tessera-sched/tessera/pkg/localcluster"
 )
@@ -88,7 +89,7 @@ func Run(ctx context.Context, o Options) error {
 	defer cp.Stop()
 
 	if err := p.step("Installing CRDs (PodGroup, ElasticQuota, NodeGPUTopology)", func() (string, error) {
-		data, err := renderCRDs()
+		data, err := render.CRDs()
 		if err != nil {
 			return "", err
 		}

@@ -151,28 +151,25 @@ func TrackerFor(h fwk.Handle) *quota.Tracker {
 	return nil
 }
 
-// watchQuotas feeds ElasticQuota objects into the tracker, when the API
-// server serves them.
+// watchQuotas feeds ElasticQuota objects into the tracker once the API
+// server serves them (now, or whenever the CRD is installed).
 func (pl *ElasticQuota) watchQuotas(ctx context.Context) error {
 	cfg := pl.handle.KubeConfig()
 	if cfg == nil {
-		return nil
-	}
-	logger := klog.FromContext(ctx)
-	served, err := crd.Served(cfg, schedv1alpha1.SchemeGroupVersion, "elasticquotas")
-	if err != nil {
-		return err
-	}
-	if !served {
-		logger.Info("ElasticQuota is not served (CRD not installed); no namespace is governed by a quota")
 		return nil
 	}
 	client, err := versioned.NewForConfig(crd.JSONConfig(cfg))
 	if err != nil {
 		return err
 	}
-	pl.client = client
-	go wait.UntilWithContext(ctx, pl.syncStatus, 5*time.Second)
+	crd.WhenServed(ctx, cfg, schedv1alpha1.SchemeGroupVersion, "elasticquotas", "ElasticQuota", func(ctx context.Context) {
+		pl.startQuotaInformer(ctx, client)
+	})
+	return nil
+}
+
+func (pl *ElasticQuota) startQuotaInformer(ctx context.Context, client versioned.Interface) {
+	logger := klog.FromContext(ctx)
 	factory := externalversions.NewSharedInformerFactory(client, 0)
 	informer := factory.Scheduling().V1alpha1().ElasticQuotas().Informer()
 	if _, err := informer.AddEventHandler(cache.ResourceEventHandlerFuncs{
@@ -187,7 +184,8 @@ func (pl *ElasticQuota) watchQuotas(ctx context.Context) error {
 			}
 		},
 	}); err != nil {
-		return err
+		logger.Error(err, "Cannot watch ElasticQuotas")
+		return
 	}
 	factory.Start(ctx.Done())
 	go func() {
@@ -199,7 +197,8 @@ func (pl *ElasticQuota) watchQuotas(ctx context.Context) error {
 	if !cache.WaitForCacheSync(syncCtx.Done(), informer.HasSynced) {
 		logger.Error(nil, "ElasticQuota informer did not sync in 30s")
 	}
-	return nil
+	pl.client = client // read only by syncStatus, started below
+	go wait.UntilWithContext(ctx, pl.syncStatus, 5*time.Second)
 }
 
 func key(eq *schedv1alpha1.ElasticQuota) string { return eq.Namespace + "/" + eq.Name }

@@ -122,7 +122,7 @@ func New(ctx context.Context, obj runtime.Object, h fwk.Handle) (fwk.Plugin, err
 			return nil, err
 		}
 		pl.client = client
-		if served, err := crd.Served(cfg, schedv1alpha1.SchemeGroupVersion, "podgroups"); err == nil && served {
+		crd.WhenServed(ctx, cfg, schedv1alpha1.SchemeGroupVersion, "podgroups", "PodGroup", func(ctx context.Context) {
 			factory := externalversions.NewSharedInformerFactory(client, 0)
 			informer := factory.Scheduling().V1alpha1().PodGroups().Informer()
 			if _, err := informer.AddEventHandler(cache.ResourceEventHandlerFuncs{
@@ -130,7 +130,8 @@ func New(ctx context.Context, obj runtime.Object, h fwk.Handle) (fwk.Plugin, err
 				UpdateFunc: func(_, obj any) { pl.groupChanged(obj) },
 				DeleteFunc: func(obj any) { pl.groupDeleted(logger, obj) },
 			}); err != nil {
-				return nil, err
+				logger.Error(err, "Cannot watch PodGroups")
+				return
 			}
 			factory.Start(ctx.Done())
 			go func() { <-ctx.Done(); factory.Shutdown() }()
@@ -139,9 +140,7 @@ func New(ctx context.Context, obj runtime.Object, h fwk.Handle) (fwk.Plugin, err
 				logger.Error(nil, "PodGroup informer did not sync in 30s")
 			}
 			cancel()
-		} else {
-			logger.Info("PodGroup is not served (CRD not installed); pods naming a pod group will wait for it")
-		}
+		})
 		go wait.UntilWithContext(ctx, pl.tick, time.Second)
 	}
 	return pl, nil

@@ -5,6 +5,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	v1 "k8s.io/api/core/v1"
@@ -29,9 +30,10 @@ var topologyResource = tesserav1alpha1.SchemeGroupVersion.WithResource("nodegput
 // derived from the node's labels and capacity. Results are cached per node
 // until the node or its NodeGPUTopology changes.
 type topologies struct {
-	// informer watches NodeGPUTopology objects; nil where the API server does
-	// not serve them (CRD not installed) or there is no API server (replay).
-	informer cache.SharedIndexInformer
+	// informer watches NodeGPUTopology objects; nil while the API server does
+	// not serve them (CRD not installed yet) or where there is no API server
+	// (replay). It is set once, when the CRD is found.
+	informer atomic.Pointer[cache.SharedIndexInformer]
 
 	mu    sync.Mutex
 	cache map[string]cachedTopology
@@ -54,33 +56,26 @@ func newTopologies(ctx context.Context, cfg *rest.Config) *topologies {
 	if cfg == nil {
 		return t
 	}
-	logger := klog.FromContext(ctx)
-	served, err := crd.Served(cfg, tesserav1alpha1.SchemeGroupVersion, topologyResource.Resource)
-	if err != nil {
-		logger.Error(err, "Cannot check for NodeGPUTopology; using GPU Feature Discovery labels only")
-		return t
-	}
-	if !served {
-		logger.Info("NodeGPUTopology is not served (CRD not installed); GPU topology comes from GPU Feature Discovery labels only")
-		return t
-	}
 	client, err := dynamic.NewForConfig(cfg)
 	if err != nil {
-		logger.Error(err, "Cannot watch NodeGPUTopology; using GPU Feature Discovery labels only")
+		klog.FromContext(ctx).Error(err, "Cannot watch NodeGPUTopology; using GPU Feature Discovery labels only")
 		return t
 	}
-	factory := dynamicinformer.NewDynamicSharedInformerFactory(client, 0)
-	t.informer = factory.ForResource(topologyResource).Informer()
-	factory.Start(ctx.Done())
-	go func() {
-		<-ctx.Done()
-		factory.Shutdown()
-	}()
-	syncCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	if !cache.WaitForCacheSync(syncCtx.Done(), t.informer.HasSynced) {
-		logger.Error(nil, "NodeGPUTopology informer did not sync in 30s; nodes use labels until it does")
-	}
+	crd.WhenServed(ctx, cfg, tesserav1alpha1.SchemeGroupVersion, topologyResource.Resource, "NodeGPUTopology", func(ctx context.Context) {
+		factory := dynamicinformer.NewDynamicSharedInformerFactory(client, 0)
+		informer := factory.ForResource(topologyResource).Informer()
+		factory.Start(ctx.Done())
+		go func() {
+			<-ctx.Done()
+			factory.Shutdown()
+		}()
+		syncCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		defer cancel()
+		if !cache.WaitForCacheSync(syncCtx.Done(), informer.HasSynced) {
+			klog.FromContext(ctx).Error(nil, "NodeGPUTopology informer did not sync in 30s; nodes use labels until it does")
+		}
+		t.informer.Store(&informer)
+	})
 	return t
 }
 
@@ -88,8 +83,8 @@ func newTopologies(ctx context.Context, cfg *rest.Config) *topologies {
 // key that changes whenever the topology may have changed.
 func (t *topologies) forNode(logger klog.Logger, node *v1.Node) (*nodeTopology, string) {
 	var obj *unstructured.Unstructured
-	if t.informer != nil {
-		if o, exists, err := t.informer.GetStore().GetByKey(node.Name); err == nil && exists {
+	if inf := t.informer.Load(); inf != nil {
+		if o, exists, err := (*inf).GetStore().GetByKey(node.Name); err == nil && exists {
 			obj, _ = o.(*unstructured.Unstructured)
 		}
 	}

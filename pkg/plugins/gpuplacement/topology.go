@@ -197,3 +197,46 @@ func RequestOn(pod *v1.Pod, node *v1.Node) (r gpu.Request, ok bool, err error) {
 	}
 	return d.requestOn(single), true, nil
 }
+
+// CheckNode audits the devices that pods hold on node, as recorded in their
+// tessera.dev/gpu-assignment annotations, against the node's GPUs (derived
+// from its labels and allocatable, as Filter does without a
+// NodeGPUTopology): a GPU given whole to two pods, shares above 1000 milli,
+// overlapping MIG slots, or more whole GPUs requested than the node has.
+// It returns one line per violation, none when the node is consistent.
+// Benchmarks and tests call it after a run to prove nothing was
+// over-allocated.
+func CheckNode(node *v1.Node, pods []*v1.Pod) []string {
+	var out []string
+	var whole int64
+	for _, p := range pods {
+		for _, c := range p.Spec.Containers {
+			if q, ok := c.Resources.Limits[ResourceGPU]; ok {
+				whole += q.Value()
+			}
+		}
+	}
+	if alloc, ok := node.Status.Allocatable[ResourceGPU]; ok && whole > alloc.Value() {
+		out = append(out, fmt.Sprintf("node %s: pods request %d %s, allocatable is %d", node.Name, whole, ResourceGPU, alloc.Value()))
+	}
+	topo, ok := topologyFromLabels(node)
+	if !ok {
+		return out
+	}
+	state := gpu.NewNodeState(topo.topo)
+	for _, p := range pods {
+		raw, ok := p.Annotations[gpu.AnnotationAssignment]
+		if !ok {
+			continue
+		}
+		a, err := gpu.UnmarshalAssignment(raw)
+		if err != nil {
+			out = append(out, fmt.Sprintf("node %s: pod %s/%s: %v", node.Name, p.Namespace, p.Name, err))
+			continue
+		}
+		if err := state.Add(a); err != nil {
+			out = append(out, fmt.Sprintf("node %s: pod %s/%s over-allocates: %v", node.Name, p.Namespace, p.Name, err))
+		}
+	}
+	return out
+}

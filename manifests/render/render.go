@@ -1,4 +1,8 @@
-package playground
+// Package render renders the embedded manifests with kustomize, exactly as
+// `kubectl apply -k` would. It is separate from package manifests so that
+// binaries that only need the raw files (the agent's cgo tests) do not link
+// kustomize.
+package render
 
 import (
 	"io/fs"
@@ -10,10 +14,10 @@ import (
 	"github.com/tessera-sched/tessera/manifests"
 )
 
-// renderCRDs renders crds/ with kustomize, exactly as `kubectl apply -k
+// CRDs renders crds/ with kustomize, exactly as `kubectl apply -k
 // manifests/crds` would, and returns the CRDs as multi-document YAML. The
 // generated files alone lack the CEL rules that the kustomization adds.
-func renderCRDs() ([]byte, error) {
+func CRDs() ([]byte, error) {
 	mem := filesys.MakeFsInMemory()
 	entries, err := fs.ReadDir(manifests.FS, "crds")
 	if err != nil {
