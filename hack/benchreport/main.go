@@ -155,7 +155,7 @@ func run(dir, mdPath, pngPath, machine string) error {
 }
 
 type bar struct {
-	label              string
+	label             string
 	baseline, tessera float64
 }
 
