@@ -18,6 +18,10 @@ type Assembly struct {
 	Started bool
 	// Reason says why the member may not go on, "" when it may.
 	Reason string
+	// Busy is set when the member may not go on only because another group
+	// holds the slot: the adapter reports that with a stable message, since
+	// the holder changes often and every changed message is an API write.
+	Busy bool
 }
 
 // TryAssemble is called at PreFilter for every pod that names a group, and
@@ -67,7 +71,7 @@ func (m *Manager) TryAssemble(uid string, now time.Time) Assembly {
 	}
 	if m.holder != "" {
 		g.blocked = true
-		return Assembly{Reason: waitingForSlot(m.holder)}
+		return Assembly{Reason: waitingForSlot(m.holder), Busy: true}
 	}
 	m.holder = key
 	m.deadline = now.Add(m.cfg.timeout(g.spec))

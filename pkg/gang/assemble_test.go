@@ -64,7 +64,7 @@ func TestTryAssemble(t *testing.T) {
 				mustAssemble(t, m, "a-0", t0, true)
 			},
 			uid:    "b-0",
-			want:   Assembly{Reason: "waiting for pod group team-a/a to finish assembling"},
+			want:   Assembly{Reason: "waiting for pod group team-a/a to finish assembling", Busy: true},
 			holder: key("a"),
 		},
 		{
@@ -75,7 +75,7 @@ func TestTryAssemble(t *testing.T) {
 				mustAssemble(t, m, "a-0", at(-time.Hour), true)
 			},
 			uid:    "b-0",
-			want:   Assembly{Reason: "waiting for pod group team-a/a to finish assembling"},
+			want:   Assembly{Reason: "waiting for pod group team-a/a to finish assembling", Busy: true},
 			holder: key("a"),
 		},
 		{

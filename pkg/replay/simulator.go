@@ -24,6 +24,7 @@ import (
 	schedulermetrics "k8s.io/kubernetes/pkg/scheduler/metrics"
 
 	"github.com/tessera-sched/tessera/manifests"
+	"github.com/tessera-sched/tessera/pkg/internal/fakebind"
 	"github.com/tessera-sched/tessera/pkg/plugins"
 	"github.com/tessera-sched/tessera/pkg/plugins/gpuplacement"
 )
@@ -118,6 +119,7 @@ func NewSimulator(ctx context.Context, p Profile, nodes []*v1.Node, seed int64) 
 	}
 	snapshot := internalcache.NewSnapshot(nil, nodes)
 	client := clientsetfake.NewSimpleClientset()
+	fakebind.Install(client)
 	fw, err := frameworkruntime.NewFramework(ctx, registry, prof,
 		frameworkruntime.WithSnapshotSharedLister(snapshot),
 		frameworkruntime.WithClientSet(client),
@@ -145,7 +147,7 @@ func NewSimulator(ctx context.Context, p Profile, nodes []*v1.Node, seed int64) 
 
 // Schedule runs one scheduling cycle for pod — PreFilter, Filter on every
 // node (percentageOfNodesToScore 100, like the paper's simulator), PreScore,
-// Score, a random pick among the best, Reserve, PreBind — and binds it into
+// Score, a random pick among the best, Reserve, Bind — and binds it into
 // the snapshot. It returns the node, or "" when the pod does not fit (the
 // pod is then dropped, never retried).
 func (s *Simulator) Schedule(ctx context.Context, pod *v1.Pod) (string, error) {
@@ -194,19 +196,18 @@ func (s *Simulator) Schedule(ctx context.Context, pod *v1.Pod) (string, error) {
 		s.fw.RunReservePluginsUnreserve(ctx, state, pod, node)
 		return "", nil
 	}
-	bound := pod
-	if st := s.fw.RunPreBindPreFlights(ctx, state, pod, node); st.IsSuccess() {
-		if _, err := s.client.CoreV1().Pods(pod.Namespace).Create(ctx, pod, metav1.CreateOptions{}); err != nil {
-			return "", err
-		}
-		if st := s.fw.RunPreBindPlugins(ctx, state, pod, node); !st.IsSuccess() {
-			return "", st.AsError()
-		}
-		got, err := s.client.CoreV1().Pods(pod.Namespace).Get(ctx, pod.Name, metav1.GetOptions{})
-		if err != nil {
-			return "", err
-		}
-		bound = got
+	// Bind through the fake API server, as the real scheduler would: the
+	// Bind plugins (GPUPlacement's carries the device assignment) write the
+	// pod that the node then holds.
+	if _, err := s.client.CoreV1().Pods(pod.Namespace).Create(ctx, pod, metav1.CreateOptions{}); err != nil {
+		return "", err
+	}
+	if st := s.fw.RunBindPlugins(ctx, state, pod, node); !st.IsSuccess() {
+		return "", st.AsError()
+	}
+	bound, err := s.client.CoreV1().Pods(pod.Namespace).Get(ctx, pod.Name, metav1.GetOptions{})
+	if err != nil {
+		return "", err
 	}
 	bound = bound.DeepCopy()
 	bound.Spec.NodeName = node

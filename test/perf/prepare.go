@@ -66,6 +66,10 @@ type Audit struct {
 	// unlike scheduler_perf's throughput, includes the time a group waits
 	// before anything binds. Timestamps have one-second resolution.
 	GangPodsPerSecond float64 `json:"gang_pods_per_second,omitempty"`
+	// Unbound counts the pods left unbound by kind (their name without the
+	// generated suffix), with the last reason the scheduler gave.
+	Unbound map[string]int    `json:"unbound,omitempty"`
+	Reasons map[string]string `json:"unbound_reasons,omitempty"`
 }
 
 func audit(tCtx ktesting.TContext, workload string) {
@@ -117,6 +121,20 @@ func collectAudit(tCtx ktesting.TContext, workload string) (*Audit, error) {
 		if p.Spec.NodeName != "" {
 			a.Bound++
 			onNode[p.Spec.NodeName] = append(onNode[p.Spec.NodeName], p)
+		} else {
+			kind := p.Namespace + "/" + p.GenerateName
+			if kind == p.Namespace+"/" {
+				kind = p.Namespace + "/" + p.Name
+			}
+			if a.Unbound == nil {
+				a.Unbound, a.Reasons = map[string]int{}, map[string]string{}
+			}
+			a.Unbound[kind]++
+			for _, c := range p.Status.Conditions {
+				if c.Type == v1.PodScheduled && c.Status == v1.ConditionFalse {
+					a.Reasons[kind] = c.Message
+				}
+			}
 		}
 		group := p.Labels[gangLabel]
 		if group == "" && p.Spec.SchedulingGroup != nil && p.Spec.SchedulingGroup.PodGroupName != nil {

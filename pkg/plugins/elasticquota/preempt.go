@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"time"
 
 	v1 "k8s.io/api/core/v1"
 	policy "k8s.io/api/policy/v1"
@@ -198,12 +199,28 @@ func (p *preemptor) SelectVictimsOnNode(ctx context.Context, state fwk.CycleStat
 		return nil, 0, fwk.NewStatus(fwk.UnschedulableAndUnresolvable, "no preemption victims found for incoming pod")
 	}
 
+	// Pods already being deleted (earlier victims, say) are room that is
+	// being given back: the fit check sees the node without them, so two
+	// preemptors never evict twice for the same room. Their quota is
+	// already released (see podChanged).
+	base, baseState := nodeInfo.Snapshot(), state.Clone()
+	for _, pi := range nodeInfo.GetPods() {
+		if pi.GetPod().DeletionTimestamp == nil {
+			continue
+		}
+		if err := base.RemovePod(logger, pi.GetPod()); err != nil {
+			return nil, 0, fwk.AsStatus(err)
+		}
+		if s := p.pl.handle.RunPreFilterExtensionRemovePod(ctx, baseState, pod, pi, base); !s.IsSuccess() {
+			return nil, 0, s
+		}
+	}
 	fits := func(victims []quota.PodUsage) bool {
 		if !p.pl.tracker.CheckAdmitWithout(pod.Namespace, self.Resources, victims).Admit {
 			return false
 		}
-		ni := nodeInfo.Snapshot()
-		st := state.Clone()
+		ni := base.Snapshot()
+		st := baseState.Clone()
 		for _, v := range victims {
 			pi := infos[v.UID]
 			if pi.GetPod().Spec.NodeName != node {
@@ -224,8 +241,9 @@ func (p *preemptor) SelectVictimsOnNode(ctx context.Context, state fwk.CycleStat
 		return nil, 0, fwk.NewStatus(fwk.Unschedulable, fmt.Sprintf("no set of eligible victims makes room on node %q within the quota rules", node))
 	}
 	if len(chosen) == 0 {
-		// Room appeared since the Filter pass; the next attempt binds.
-		return nil, 0, fwk.NewStatus(fwk.Unschedulable, "the pod now fits without preemption")
+		// Room appeared since the Filter pass, or is being given back by
+		// pods still terminating: the next attempt binds, no eviction.
+		return nil, 0, fwk.NewStatus(fwk.Unschedulable, fmt.Sprintf("the pod fits on node %q once its terminating pods are gone; no more victims are needed", node))
 	}
 	pods := make([]*v1.Pod, 0, len(chosen))
 	victims := make([]preemption.Victim, 0, len(chosen))
@@ -257,9 +275,23 @@ func (pl *ElasticQuota) countPreemption(next func(context.Context, preemption.Ca
 // PreEnqueue keeps a pod out of the active queue while its victims are
 // being evicted asynchronously (as DefaultPreemption does), so it does not
 // preempt a second time for the same room.
-func (pl *ElasticQuota) PreEnqueue(_ context.Context, pod *v1.Pod) *fwk.Status {
+//
+// The victims' deletions can all be observed before the executor marks the
+// preemption finished, leaving no later event to re-run this check; so a
+// gated pod is re-activated shortly after, and checked again.
+func (pl *ElasticQuota) PreEnqueue(ctx context.Context, pod *v1.Pod) *fwk.Status {
 	if pl.executor != nil && pl.executor.IsPodRunningPreemption(pod.UID) {
+		p := pod
+		time.AfterFunc(preemptionRecheck, func() {
+			if ctx.Err() == nil {
+				pl.handle.Activate(klog.FromContext(ctx), map[string]*v1.Pod{p.Namespace + "/" + p.Name: p})
+			}
+		})
 		return fwk.NewStatus(fwk.UnschedulableAndUnresolvable, "waiting for the preemption for this pod to be finished")
 	}
 	return nil
 }
+
+// preemptionRecheck is how soon a pod gated by its own running preemption
+// is checked again.
+const preemptionRecheck = 500 * time.Millisecond

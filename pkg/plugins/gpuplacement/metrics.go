@@ -6,7 +6,6 @@ import (
 	"time"
 
 	v1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/informers"
@@ -16,8 +15,6 @@ import (
 
 	"github.com/tessera-sched/tessera/pkg/gpu"
 )
-
-var metav1PatchOptions = metav1.PatchOptions{FieldManager: "tessera-scheduler"}
 
 var (
 	gpuAllocated = metrics.NewGaugeVec(&metrics.GaugeOpts{
