@@ -85,38 +85,51 @@ func run(dir, mdPath, pngPath, machine string) error {
 		return fmt.Errorf("no data items in %s (run make bench first)", dir)
 	}
 	sort.Strings(files)
-	raw, err := os.ReadFile(files[len(files)-1])
-	if err != nil {
-		return err
-	}
-	var items dataItems
-	if err := json.Unmarshal(raw, &items); err != nil {
-		return err
-	}
-	// results by "Case_Profile/Workload".
-	results := map[string]*result{}
-	get := func(name string) *result {
+	// Each file is one run of every workload (make bench repeats the run
+	// BENCH_COUNT times); a workload's numbers are the medians over runs.
+	type samples struct{ throughput, p50, p99, gangRate []float64 }
+	all := map[string]*samples{}
+	audits := map[string]*audit{}
+	key := func(name string) string {
 		// Name is BenchmarkPerfScheduling/<case>/<workload>/<namespace>.
 		parts := strings.Split(strings.TrimPrefix(name, "BenchmarkPerfScheduling/"), "/")
 		if len(parts) < 2 {
-			return nil
+			return ""
 		}
-		k := parts[0] + "/" + parts[1]
-		if results[k] == nil {
-			results[k] = &result{}
-		}
-		return results[k]
+		return parts[0] + "/" + strings.TrimSuffix(parts[1], "#01")
 	}
-	for _, it := range items.DataItems {
-		r := get(it.Labels["Name"])
-		if r == nil || it.Data == nil {
-			continue
+	for _, file := range files {
+		raw, err := os.ReadFile(file)
+		if err != nil {
+			return err
 		}
-		switch {
-		case it.Labels["Metric"] == "SchedulingThroughput":
-			r.throughput += it.Data["Average"] // one item per measured namespace
-		case it.Labels["Metric"] == "scheduler_scheduling_attempt_duration_seconds" && it.Labels["result"] == "scheduled":
-			r.p50, r.p99 = it.Data["Perc50"], it.Data["Perc99"]
+		var items dataItems
+		if err := json.Unmarshal(raw, &items); err != nil {
+			return fmt.Errorf("%s: %w", file, err)
+		}
+		run := map[string]*result{}
+		for _, it := range items.DataItems {
+			k := key(it.Labels["Name"])
+			if k == "" || it.Data == nil {
+				continue
+			}
+			if run[k] == nil {
+				run[k] = &result{}
+			}
+			switch {
+			case it.Labels["Metric"] == "SchedulingThroughput":
+				run[k].throughput += it.Data["Average"] // one item per measured namespace
+			case it.Labels["Metric"] == "scheduler_scheduling_attempt_duration_seconds" && it.Labels["result"] == "scheduled":
+				run[k].p50, run[k].p99 = it.Data["Perc50"], it.Data["Perc99"]
+			}
+		}
+		for k, r := range run {
+			if all[k] == nil {
+				all[k] = &samples{}
+			}
+			all[k].throughput = append(all[k].throughput, r.throughput)
+			all[k].p50 = append(all[k].p50, r.p50)
+			all[k].p99 = append(all[k].p99, r.p99)
 		}
 	}
 	if f, err := os.Open(filepath.Join(dir, "audit.jsonl")); err == nil {
@@ -124,21 +137,46 @@ func run(dir, mdPath, pngPath, machine string) error {
 		sc.Buffer(make([]byte, 1<<20), 1<<20)
 		for sc.Scan() {
 			var a audit
-			if json.Unmarshal(sc.Bytes(), &a) == nil {
-				if r := get(a.Workload); r != nil {
-					r.audit = &a
-				}
+			if json.Unmarshal(sc.Bytes(), &a) != nil {
+				continue
 			}
+			k := key(a.Workload)
+			if k == "" {
+				continue
+			}
+			if all[k] == nil {
+				all[k] = &samples{}
+			}
+			all[k].gangRate = append(all[k].gangRate, a.GangRate)
+			sum := audits[k]
+			if sum == nil {
+				sum = &audit{Workload: k}
+				audits[k] = sum
+			}
+			// Any violation in any run counts.
+			sum.PartialGangs += a.PartialGangs
+			sum.OverAllocated += a.OverAllocated
 		}
 		f.Close()
+	}
+	runs := 0
+	results := map[string]*result{}
+	for k, smp := range all {
+		r := &result{throughput: median(smp.throughput), p50: median(smp.p50), p99: median(smp.p99)}
+		if a := audits[k]; a != nil {
+			a.GangRate = median(smp.gangRate)
+			r.audit = a
+		}
+		results[k] = r
+		runs = max(runs, len(smp.throughput))
 	}
 
 	table, chart := render(results)
 	if err := writeChart(chart, pngPath); err != nil {
 		return err
 	}
-	section := fmt.Sprintf("%s\nMachine: %s. Commit: `%s`. Generated %s from `%s` by `make bench`.\n\n%s\n![throughput, baseline vs Tessera](%s)\n%s",
-		beginMarker, machine, commit(), time.Now().UTC().Format("2006-01-02 15:04 UTC"), filepath.Base(files[len(files)-1]), table, filepath.Base(pngPath), endMarker)
+	section := fmt.Sprintf("%s\nMachine: %s. Commit: `%s`. Generated %s by `make bench` from %d runs of every workload (`%s`); each number is the median over the runs.\n\n%s\n![throughput, baseline vs Tessera](%s)\n%s",
+		beginMarker, machine, commit(), time.Now().UTC().Format("2006-01-02 15:04 UTC"), runs, filepath.Join("_output/bench", "BenchmarkPerfScheduling_benchmark_tessera_*.json"), table, filepath.Base(pngPath), endMarker)
 	doc, err := os.ReadFile(mdPath)
 	if err != nil {
 		return err
@@ -232,6 +270,25 @@ func render(results map[string]*result) (string, []bar) {
 		}
 	}
 	return sb.String(), chart
+}
+
+// median returns the median of vs (0 for none), ignoring zeros (a run
+// whose throughput could not be measured) unless all are zero.
+func median(vs []float64) float64 {
+	var xs []float64
+	for _, v := range vs {
+		if v != 0 {
+			xs = append(xs, v)
+		}
+	}
+	if len(xs) == 0 {
+		return 0
+	}
+	sort.Float64s(xs)
+	if n := len(xs); n%2 == 0 {
+		return (xs[n/2-1] + xs[n/2]) / 2
+	}
+	return xs[len(xs)/2]
 }
 
 func num(v float64) string {
