@@ -85,8 +85,9 @@ func run(dir, mdPath, pngPath, machine string) error {
 		return fmt.Errorf("no data items in %s (run make bench first)", dir)
 	}
 	sort.Strings(files)
-	// Each file is one run of every workload (make bench repeats the run
-	// BENCH_COUNT times); a workload's numbers are the medians over runs.
+	// make bench runs every workload BENCH_COUNT times; a workload's numbers
+	// are the medians over its runs. (Every measured workload here has one
+	// throughput item per run: its pods are measured together.)
 	type samples struct{ throughput, p50, p99, gangRate []float64 }
 	all := map[string]*samples{}
 	audits := map[string]*audit{}
@@ -107,29 +108,23 @@ func run(dir, mdPath, pngPath, machine string) error {
 		if err := json.Unmarshal(raw, &items); err != nil {
 			return fmt.Errorf("%s: %w", file, err)
 		}
-		run := map[string]*result{}
+		// With BENCH_COUNT > 1 one file holds every run, the items of a
+		// workload repeated in run order: each item is one sample.
 		for _, it := range items.DataItems {
 			k := key(it.Labels["Name"])
 			if k == "" || it.Data == nil {
 				continue
 			}
-			if run[k] == nil {
-				run[k] = &result{}
-			}
-			switch {
-			case it.Labels["Metric"] == "SchedulingThroughput":
-				run[k].throughput += it.Data["Average"] // one item per measured namespace
-			case it.Labels["Metric"] == "scheduler_scheduling_attempt_duration_seconds" && it.Labels["result"] == "scheduled":
-				run[k].p50, run[k].p99 = it.Data["Perc50"], it.Data["Perc99"]
-			}
-		}
-		for k, r := range run {
 			if all[k] == nil {
 				all[k] = &samples{}
 			}
-			all[k].throughput = append(all[k].throughput, r.throughput)
-			all[k].p50 = append(all[k].p50, r.p50)
-			all[k].p99 = append(all[k].p99, r.p99)
+			switch {
+			case it.Labels["Metric"] == "SchedulingThroughput":
+				all[k].throughput = append(all[k].throughput, it.Data["Average"])
+			case it.Labels["Metric"] == "scheduler_scheduling_attempt_duration_seconds" && it.Labels["result"] == "scheduled":
+				all[k].p50 = append(all[k].p50, it.Data["Perc50"])
+				all[k].p99 = append(all[k].p99, it.Data["Perc99"])
+			}
 		}
 	}
 	if f, err := os.Open(filepath.Join(dir, "audit.jsonl")); err == nil {
