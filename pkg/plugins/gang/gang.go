@@ -14,6 +14,7 @@ import (
 	"encoding/json"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	v1 "k8s.io/api/core/v1"
@@ -64,6 +65,8 @@ type Gang struct {
 	// written is what was last written to each PodGroup's status;
 	// timedOut is the timeout count already exported as a metric.
 	written sync.Map
+	// groupsServed is set once the PodGroup CRD is served and watched.
+	groupsServed atomic.Bool
 	// seen is the status each PodGroup would get, as of the last tick,
 	// while it differs from written (see updateStatuses).
 	seen     sync.Map
@@ -144,6 +147,7 @@ func New(ctx context.Context, obj runtime.Object, h fwk.Handle) (fwk.Plugin, err
 		}
 		pl.client = client
 		crd.WhenServed(ctx, cfg, schedv1alpha1.SchemeGroupVersion, "podgroups", "PodGroup", func(ctx context.Context) {
+			pl.groupsServed.Store(true)
 			factory := externalversions.NewSharedInformerFactory(client, 0)
 			informer := factory.Scheduling().V1alpha1().PodGroups().Informer()
 			if _, err := informer.AddEventHandler(cache.ResourceEventHandlerFuncs{
@@ -600,11 +604,19 @@ func (pl *Gang) refreshReasons() {
 // EventsToRegister wakes waiting members when their group may now proceed:
 // a member pod appears, a pod frees resources, or the PodGroup changes.
 func (pl *Gang) EventsToRegister(_ context.Context) ([]fwk.ClusterEventWithHint, error) {
-	return []fwk.ClusterEventWithHint{
+	events := []fwk.ClusterEventWithHint{
 		{Event: fwk.ClusterEvent{Resource: fwk.UnscheduledPod, ActionType: fwk.Add}, QueueingHintFn: pl.isSchedulableAfterPodAdded},
 		{Event: fwk.ClusterEvent{Resource: fwk.AssignedPod, ActionType: fwk.Delete}},
-		{Event: fwk.ClusterEvent{Resource: fwk.EventResource("podgroups.v1alpha1.scheduling.x-k8s.io"), ActionType: fwk.Add | fwk.Update}},
-	}, nil
+	}
+	// The scheduler starts an informer for every custom resource named
+	// here and does not schedule until it has synced: naming PodGroups
+	// while their CRD is not installed would stop all scheduling. Without
+	// the event, a PodGroup installed later still wakes its members
+	// (groupChanged activates them).
+	if pl.groupsServed.Load() {
+		events = append(events, fwk.ClusterEventWithHint{Event: fwk.ClusterEvent{Resource: fwk.EventResource("podgroups.v1alpha1.scheduling.x-k8s.io"), ActionType: fwk.Add | fwk.Update}})
+	}
+	return events, nil
 }
 
 func (pl *Gang) isSchedulableAfterPodAdded(_ klog.Logger, pod *v1.Pod, _, newObj any) (fwk.QueueingHint, error) {
