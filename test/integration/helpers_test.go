@@ -101,12 +101,7 @@ func createNodes(t *testing.T, specs ...nodeSpec) {
 				Conditions:  []v1.NodeCondition{{Type: v1.NodeReady, Status: v1.ConditionTrue, LastHeartbeatTime: metav1.Now()}},
 			},
 		}
-		created, err := cp.Client.CoreV1().Nodes().Create(ctx, node, metav1.CreateOptions{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		created.Status = node.Status
-		if _, err := cp.Client.CoreV1().Nodes().UpdateStatus(ctx, created, metav1.UpdateOptions{}); err != nil {
+		if err := localcluster.CreateNode(ctx, cp.Client, node); err != nil {
 			t.Fatal(err)
 		}
 		name := s.name

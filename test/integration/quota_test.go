@@ -15,6 +15,8 @@ import (
 	"k8s.io/client-go/rest"
 	schedv1alpha1 "sigs.k8s.io/scheduler-plugins/apis/scheduling/v1alpha1"
 	"sigs.k8s.io/scheduler-plugins/pkg/generated/clientset/versioned"
+
+	"github.com/tessera-sched/tessera/pkg/localcluster"
 )
 
 // createQuota creates an ElasticQuota in ns.
@@ -44,15 +46,9 @@ func gpus(n int64) v1.ResourceList {
 
 func boundIn(t *testing.T, ns string) int {
 	t.Helper()
-	pods, err := cp.Client.CoreV1().Pods(ns).List(context.Background(), metav1.ListOptions{})
+	n, err := localcluster.CountBound(context.Background(), cp.Client, ns)
 	if err != nil {
 		t.Fatal(err)
-	}
-	n := 0
-	for _, p := range pods.Items {
-		if p.Spec.NodeName != "" {
-			n++
-		}
 	}
 	return n
 }

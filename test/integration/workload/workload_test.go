@@ -63,12 +63,7 @@ func TestUpstreamPodGroupAllOrNothing(t *testing.T) {
 			Status: v1.NodeStatus{Capacity: capacity, Allocatable: capacity,
 				Conditions: []v1.NodeCondition{{Type: v1.NodeReady, Status: v1.ConditionTrue}}},
 		}
-		created, err := cp.Client.CoreV1().Nodes().Create(ctx, node, metav1.CreateOptions{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		created.Status = node.Status
-		if _, err := cp.Client.CoreV1().Nodes().UpdateStatus(ctx, created, metav1.UpdateOptions{}); err != nil {
+		if err := localcluster.CreateNode(ctx, cp.Client, node); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -116,15 +111,9 @@ func TestUpstreamPodGroupAllOrNothing(t *testing.T) {
 		}
 	}
 	bound := func() int {
-		pods, err := cp.Client.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{})
+		n, err := localcluster.CountBound(ctx, cp.Client, ns)
 		if err != nil {
 			t.Fatal(err)
-		}
-		n := 0
-		for _, p := range pods.Items {
-			if p.Spec.NodeName != "" {
-				n++
-			}
 		}
 		return n
 	}
