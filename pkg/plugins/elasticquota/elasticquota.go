@@ -187,16 +187,7 @@ func (pl *ElasticQuota) startQuotaInformer(ctx context.Context, client versioned
 		logger.Error(err, "Cannot watch ElasticQuotas")
 		return
 	}
-	factory.Start(ctx.Done())
-	go func() {
-		<-ctx.Done()
-		factory.Shutdown()
-	}()
-	syncCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	if !cache.WaitForCacheSync(syncCtx.Done(), informer.HasSynced) {
-		logger.Error(nil, "ElasticQuota informer did not sync in 30s")
-	}
+	crd.RunInformer(ctx, factory, informer, "ElasticQuota")
 	pl.client = client // read only by syncStatus, started below
 	go wait.UntilWithContext(ctx, pl.syncStatus, 5*time.Second)
 }

@@ -158,13 +158,7 @@ func New(ctx context.Context, obj runtime.Object, h fwk.Handle) (fwk.Plugin, err
 				logger.Error(err, "Cannot watch PodGroups")
 				return
 			}
-			factory.Start(ctx.Done())
-			go func() { <-ctx.Done(); factory.Shutdown() }()
-			syncCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
-			if !cache.WaitForCacheSync(syncCtx.Done(), informer.HasSynced) {
-				logger.Error(nil, "PodGroup informer did not sync in 30s")
-			}
-			cancel()
+			crd.RunInformer(ctx, factory, informer, "PodGroup")
 		})
 		go wait.UntilWithContext(ctx, pl.tick, time.Second)
 	}

@@ -6,7 +6,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -64,16 +63,8 @@ func newTopologies(ctx context.Context, cfg *rest.Config) *topologies {
 	crd.WhenServed(ctx, cfg, tesserav1alpha1.SchemeGroupVersion, topologyResource.Resource, "NodeGPUTopology", func(ctx context.Context) {
 		factory := dynamicinformer.NewDynamicSharedInformerFactory(client, 0)
 		informer := factory.ForResource(topologyResource).Informer()
-		factory.Start(ctx.Done())
-		go func() {
-			<-ctx.Done()
-			factory.Shutdown()
-		}()
-		syncCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
-		defer cancel()
-		if !cache.WaitForCacheSync(syncCtx.Done(), informer.HasSynced) {
-			klog.FromContext(ctx).Error(nil, "NodeGPUTopology informer did not sync in 30s; nodes use labels until it does")
-		}
+		// Until it syncs, nodes use their labels.
+		crd.RunInformer(ctx, factory, informer, "NodeGPUTopology")
 		t.informer.Store(&informer)
 	})
 	return t

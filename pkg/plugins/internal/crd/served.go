@@ -7,6 +7,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/cache"
 	"k8s.io/klog/v2"
 )
 
@@ -41,4 +42,28 @@ func WhenServed(ctx context.Context, cfg *rest.Config, gv schema.GroupVersion, r
 			start(ctx)
 		}
 	}()
+}
+
+// Factory is what RunInformer needs of an informer factory (typed or
+// dynamic).
+type Factory interface {
+	Start(stopCh <-chan struct{})
+	Shutdown()
+}
+
+// RunInformer starts factory until ctx ends (then shuts it down, so no
+// goroutine outlives the scheduler) and waits up to 30s for informer's
+// first list, logging when it does not come: the plugin then works from a
+// partial view that fills in as the informer catches up.
+func RunInformer(ctx context.Context, factory Factory, informer cache.SharedIndexInformer, what string) {
+	factory.Start(ctx.Done())
+	go func() {
+		<-ctx.Done()
+		factory.Shutdown()
+	}()
+	syncCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if !cache.WaitForCacheSync(syncCtx.Done(), informer.HasSynced) {
+		klog.FromContext(ctx).Error(nil, "Informer did not sync in 30s", "resource", what)
+	}
 }
