@@ -68,11 +68,16 @@
 //     AllowUIDs pod; observe TimeToSchedule if Assembled. Wait: return
 //     Wait with Wait as the timeout. Otherwise reject, and reject the
 //     RejectUIDs pods too.
-//   - PostFilter: if the pod's group holds the slot (Holder), preemption
-//     is whole-gang: the adapter nominates victims only if, with them gone,
-//     the whole pending group fits (FitsAll), and it completes any victim
-//     list with ExpandVictims so that no other gang is partly evicted. If no
-//     preemption helps, Reject the group and reject the UIDs returned.
+//   - PostFilter: preemption by a group is whole. For a member whose
+//     assembly found the group short of room, or that found no node during
+//     its group's assembly, the adapter plans victims for all pending
+//     members at once (FitsAll with the candidates gone, and the quota for
+//     the group's summed request), evicts them together, and calls Defer so
+//     that the members wait, holding nothing, until the victims are gone.
+//     If no victim set lets the whole group fit, nothing is evicted. A
+//     member never falls through to per-pod preemption. Victims that belong
+//     to other groups are taken whole (ExpandVictims, or the quota
+//     package's gang units).
 //   - After any call that may free the slot (Permit, Expire, Unreserve,
 //     Reject, DeleteGroup, DeletePod), if Holder reports it free, activate
 //     the pending pods of the groups listed by Blocked; keep a timer at

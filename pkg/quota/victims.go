@@ -32,8 +32,10 @@ import (
 //
 // Eligible candidates are added lowest priority first, then most recently
 // started first (the least work lost), then by namespace and UID, until fits
-// returns true. Victims are then reprieved, highest priority first, whenever
-// fits still holds without them. The result lists victims in eviction order;
+// returns true (the shortest such prefix, found with O(log n) calls of fits
+// when fits is monotone, as room and quota are). Victims are then
+// reprieved, highest priority first, whenever fits still holds without
+// them. The result lists victims in eviction order;
 // it is (nil, true) when the preemptor fits without victims and (nil, false)
 // when nothing works.
 func (t *Tracker) SelectVictims(preemptor PodUsage, candidates []PodUsage, fits func(victims []PodUsage) bool) ([]PodUsage, bool) {
@@ -45,25 +47,41 @@ func (t *Tracker) SelectVictims(preemptor PodUsage, candidates []PodUsage, fits 
 		return nil, true
 	}
 
+	// The eligible units, in preemption order, each allowed given the ones
+	// before it. The first prefix that fits is then found by galloping and
+	// bisection: fits is monotone (more victims never take room away), and a
+	// fit check can cost a simulation of the whole cluster (a gang's
+	// preemption), so O(log n) checks instead of n matter.
 	taken := make(map[string]Resources)
-	var chosen []*victimUnit
-	found := false
+	var eligible []*victimUnit
 	for _, u := range groupUnits(preemptor.UID, candidates) {
 		if !plan.allows(u, taken) {
 			continue
 		}
-		chosen = append(chosen, u)
+		eligible = append(eligible, u)
 		used := taken[u.namespace]
 		addInto(&used, u.use, 1)
 		taken[u.namespace] = used
-		if fits(flatten(chosen)) {
-			found = true
-			break
-		}
 	}
-	if !found {
+	if len(eligible) == 0 {
 		return nil, false
 	}
+	lo, hi := 0, 1 // fits(eligible[:lo]) is false
+	for !fits(flatten(eligible[:hi])) {
+		if hi == len(eligible) {
+			return nil, false
+		}
+		lo, hi = hi, min(2*hi, len(eligible))
+	}
+	for hi-lo > 1 { // fits(eligible[:hi]) is true
+		mid := (lo + hi) / 2
+		if fits(flatten(eligible[:mid])) {
+			hi = mid
+		} else {
+			lo = mid
+		}
+	}
+	chosen := slices.Clone(eligible[:hi])
 
 	for i := len(chosen) - 1; i >= 0; i-- {
 		trial := slices.Delete(slices.Clone(chosen), i, i+1)

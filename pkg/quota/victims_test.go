@@ -1,6 +1,7 @@
 package quota
 
 import (
+	"fmt"
 	"slices"
 	"testing"
 	"time"
@@ -344,5 +345,38 @@ func TestSelectVictimsMayCallBack(t *testing.T) {
 	}
 	if got, ok := tr.SelectVictims(preemptor, []PodUsage{gpuPod("a1", "team-a", 2, 0, 0)}, fits); ok {
 		t.Errorf("took %v although a1 would take team-a below its min", uids(got))
+	}
+}
+
+// TestSelectVictimsFewFitChecks: a gang's fit check simulates the whole
+// cluster, so SelectVictims must find the shortest fitting prefix of a long
+// candidate list with O(log n) checks, and still return the same victims
+// as adding candidates one by one would.
+func TestSelectVictimsFewFitChecks(t *testing.T) {
+	tr := NewTracker() // no quotas: plain priority preemption
+	var candidates []PodUsage
+	for i := 0; i < 1000; i++ {
+		p := gpuPod(fmt.Sprintf("v%04d", i), "default", 1, int32(i), 0)
+		tr.AddPod(p)
+		candidates = append(candidates, p)
+	}
+	preemptor := gpuPod("p", "default", 37, 5000, 0)
+	calls := 0
+	fits := func(victims []PodUsage) bool {
+		calls++
+		return len(victims) >= 37
+	}
+	got, ok := tr.SelectVictims(preemptor, candidates, fits)
+	if !ok || len(got) != 37 {
+		t.Fatalf("got %d victims (ok=%v), want 37", len(got), ok)
+	}
+	for i, v := range got {
+		if want := fmt.Sprintf("v%04d", i); v.UID != want {
+			t.Fatalf("victim %d is %s, want %s (lowest priorities first)", i, v.UID, want)
+		}
+	}
+	// 1 (no victims) + ~2 log2(37) (galloping, bisection) + 37 (reprieve).
+	if calls > 1+2*7+37 {
+		t.Errorf("%d fit checks for 1000 candidates, want O(log n) before the reprieve", calls)
 	}
 }

@@ -262,11 +262,7 @@ func (pl *ElasticQuota) countPreemption(next func(context.Context, preemption.Ca
 	return func(ctx context.Context, c preemption.Candidate, by preemption.ExecutorPreemptor, victim *v1.Pod, plugin string) (bool, error) {
 		inMemory, err := next(ctx, c, by, victim, plugin)
 		if err == nil {
-			kind := "priority"
-			if victim.Namespace != by.GetNamespace() {
-				kind = "reclaim"
-			}
-			preemptedPods.WithLabelValues(by.GetNamespace(), victim.Namespace, kind).Inc()
+			CountPreempted(by.GetNamespace(), victim.Namespace)
 		}
 		return inMemory, err
 	}

@@ -81,3 +81,19 @@ func nodeCapacity(node *v1.Node) quota.Resources {
 	}
 	return out
 }
+
+// Usage is pod's quota record (charge, priority, start time, gang) on node,
+// as the tracker keeps it. Gang's whole-group preemption builds its victim
+// candidates with it, so that both plugins apply the same rules.
+func Usage(pod *v1.Pod, node string) quota.PodUsage { return usage(pod, node) }
+
+// CountPreempted counts one victim evicted for a pod of preemptorNamespace
+// in tessera_preempted_pods_total, as reclaim (another namespace's pod) or
+// priority preemption; Gang's whole-group preemption reports through it.
+func CountPreempted(preemptorNamespace, victimNamespace string) {
+	kind := "priority"
+	if victimNamespace != preemptorNamespace {
+		kind = "reclaim"
+	}
+	preemptedPods.WithLabelValues(preemptorNamespace, victimNamespace, kind).Inc()
+}

@@ -2,10 +2,16 @@ package gang
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
+	"k8s.io/apimachinery/pkg/types"
+	resourcehelper "k8s.io/component-helpers/resource"
+	corev1helpers "k8s.io/component-helpers/scheduling/corev1"
+	"k8s.io/component-helpers/scheduling/corev1/nodeaffinity"
+	"k8s.io/klog/v2"
 	fwk "k8s.io/kube-scheduler/framework"
 
 	"github.com/tessera-sched/tessera/pkg/gang"
@@ -29,22 +35,49 @@ type simNode struct {
 // one topology domain when the group requires it. A hopeless group so costs
 // one check rather than minMember scheduling cycles with devices held.
 // The namespace's quota is checked for the whole group too (see
-// groupQuota). Other constraints (affinity, taints) are left to the
-// members' own scheduling cycles; a group they reject fails its assembly
-// and backs off.
+// groupQuota), and required node affinity and taints per node (see
+// groupSim). Other constraints are left to the members' own scheduling
+// cycles; a group they reject fails its assembly and backs off.
 //
 // The result is fitNow, fitLater (the group would fit the same nodes empty:
 // it waits for running work to finish, without a growing back-off) or
 // fitNever.
 func (pl *Gang) wholeGroupFits(key gang.GroupKey, nodes []fwk.NodeInfo) (string, fitResult) {
-	pending, need := pl.mgr.Pending(key)
+	g, pods, members, need := pl.pendingMembers(key)
 	if need <= 0 || pl.pods == nil {
 		return "", fitNow
 	}
+	if reason, res := pl.groupQuota(key, pods, need); res != fitNow {
+		return reason, res
+	}
+	reason, placed, ok := newGroupSim(g, need, pods, members, nodes, false, nil).run()
+	if ok {
+		return "", fitNow
+	}
+	where := "the cluster"
+	if g.Topology.Key != "" && g.Topology.Required {
+		where = "any single " + g.Topology.Key + " domain"
+	}
+	if reason == "" {
+		reason = fmt.Sprintf("%d more members need room at once, %d fit in %s (checked CPU, memory and device-level GPU fit)", need, placed, where)
+	}
+	if _, _, okEmpty := newGroupSim(g, need, pods, members, nodes, true, nil).run(); okEmpty {
+		return fmt.Sprintf("pod group %s waits for room: %s; it fits once running pods finish", key, reason), fitLater
+	}
+	return fmt.Sprintf("pod group %s cannot be placed whole: %s", key, reason), fitNever
+}
+
+// pendingMembers returns the group's spec and its members that have no
+// place yet (with their sizes for gang.FitsAll), and how many more members
+// it needs.
+func (pl *Gang) pendingMembers(key gang.GroupKey) (gang.Group, []*v1.Pod, []gang.Member, int) {
+	pending, need := pl.mgr.Pending(key)
 	pl.mu.Lock()
 	g := pl.groups[key]
 	pl.mu.Unlock()
-
+	if need <= 0 || pl.pods == nil {
+		return g, nil, nil, need
+	}
 	var pods []*v1.Pod
 	var members []gang.Member
 	for _, ref := range pending {
@@ -60,24 +93,7 @@ func (pl *Gang) wholeGroupFits(key gang.GroupKey, nodes []fwk.NodeInfo) (string,
 		pods = append(pods, p)
 		members = append(members, gang.Member{Size: size})
 	}
-	if reason, res := pl.groupQuota(key, pods, need); res != fitNow {
-		return reason, res
-	}
-	reason, placed, ok := simulate(g, need, pods, members, nodes, false)
-	if ok {
-		return "", fitNow
-	}
-	where := "the cluster"
-	if g.Topology.Key != "" && g.Topology.Required {
-		where = "any single " + g.Topology.Key + " domain"
-	}
-	if reason == "" {
-		reason = fmt.Sprintf("%d more members need room at once, %d fit in %s (checked CPU, memory and device-level GPU fit)", need, placed, where)
-	}
-	if _, _, okEmpty := simulate(g, need, pods, members, nodes, true); okEmpty {
-		return fmt.Sprintf("pod group %s waits for room: %s; it fits once running pods finish", key, reason), fitLater
-	}
-	return fmt.Sprintf("pod group %s cannot be placed whole: %s", key, reason), fitNever
+	return g, pods, members, need
 }
 
 // fitResult is the outcome of the whole-group check.
@@ -89,90 +105,139 @@ const (
 	fitNever
 )
 
-// simulate places the group's pending members greedily on nodes (as they
-// are, or empty) with the real device-level GPU model, returning how many
-// could be placed and whether that reaches need.
-func simulate(g gang.Group, need int, pods []*v1.Pod, members []gang.Member, nodes []fwk.NodeInfo, empty bool) (string, int, bool) {
-	sims := make([]*simNode, 0, len(nodes))
-	caps := make([]gang.NodeCap, 0, len(nodes))
-	free := map[string]int64{}
-	for _, ni := range nodes {
-		n := ni.Node()
-		if n == nil {
+// groupSim is the whole-group simulation: the group's pending members
+// placed greedily (gang.FitsAll) on the cluster's nodes with the real
+// device-level GPU model, CPU and memory, required node affinity and
+// NoSchedule/NoExecute taints. Other constraints (inter-pod affinity,
+// spreading) are left to the members' own scheduling cycles.
+type groupSim struct {
+	g       gang.Group
+	need    int
+	pods    []*v1.Pod
+	members []gang.Member
+	infos   []fwk.NodeInfo
+	nodes   []*simNode
+	// gone reports pods the simulation treats as already away (pods being
+	// deleted, when planning a preemption); nil keeps every pod.
+	gone func(*v1.Pod) bool
+}
+
+// newGroupSim builds the simulation over nodes as they are (without the
+// pods gone reports), or empty.
+func newGroupSim(g gang.Group, need int, pods []*v1.Pod, members []gang.Member, infos []fwk.NodeInfo, empty bool, gone func(*v1.Pod) bool) *groupSim {
+	s := &groupSim{g: g, need: need, pods: pods, members: members, gone: gone}
+	for _, ni := range infos {
+		if ni.Node() == nil {
 			continue
 		}
-		var onNode []*v1.Pod
-		s := &simNode{node: n, cpu: ni.GetAllocatable().GetMilliCPU(), mem: ni.GetAllocatable().GetMemory()}
-		if !empty {
-			for _, pi := range ni.GetPods() {
-				onNode = append(onNode, pi.GetPod())
-			}
-			s.cpu -= ni.GetRequested().GetMilliCPU()
-			s.mem -= ni.GetRequested().GetMemory()
-		}
-		s.gpus = gpuplacement.NodeGPUState(n, onNode)
-		c := gang.NodeCap{}
-		if s.gpus != nil {
-			c.Free = s.gpus.FreeMilli()
-			free["nvidia.com/gpu"] += int64(s.gpus.FreeWholeGPUs())
-		}
-		if g.Topology.Key != "" {
-			c.Domain = n.Labels[g.Topology.Key]
-		}
-		free[string(v1.ResourceCPU)] += s.cpu
-		free[string(v1.ResourceMemory)] += s.mem
-		sims = append(sims, s)
-		caps = append(caps, c)
+		s.infos = append(s.infos, ni)
+		s.nodes = append(s.nodes, s.buildNode(ni, empty, nil))
 	}
-	if ok, reason := gang.CheckMinResources(g, free); !ok {
+	return s
+}
+
+// buildNode derives a node's free CPU, memory and GPU state, leaving out the
+// pods in without (by UID) and those s.gone reports.
+func (s *groupSim) buildNode(ni fwk.NodeInfo, empty bool, without map[types.UID]bool) *simNode {
+	n := ni.Node()
+	sn := &simNode{node: n, cpu: ni.GetAllocatable().GetMilliCPU(), mem: ni.GetAllocatable().GetMemory()}
+	var onNode []*v1.Pod
+	if !empty {
+		for _, pi := range ni.GetPods() {
+			p := pi.GetPod()
+			if without[p.UID] || s.gone != nil && s.gone(p) {
+				continue
+			}
+			onNode = append(onNode, p)
+			c, m := podCPUMemory(p)
+			sn.cpu -= c
+			sn.mem -= m
+		}
+	}
+	sn.gpus = gpuplacement.NodeGPUState(n, onNode)
+	return sn
+}
+
+// run places the pending members and returns how many could be placed and
+// whether that reaches need; reason is set when the group's minResources
+// exceed what is free.
+func (s *groupSim) run() (reason string, placed int, ok bool) {
+	return s.runOn(s.nodes)
+}
+
+// runWithout is run with the pods in victims (by UID) gone from their nodes.
+// Only the victims' nodes are rebuilt; FitsAll undoes its assumptions, so the
+// simulation can be run again.
+func (s *groupSim) runWithout(victims map[types.UID]bool, victimNodes map[string]bool) bool {
+	nodes := s.nodes
+	if len(victimNodes) > 0 {
+		nodes = slices.Clone(s.nodes)
+		for i, ni := range s.infos {
+			if victimNodes[ni.Node().Name] {
+				nodes[i] = s.buildNode(ni, false, victims)
+			}
+		}
+	}
+	_, _, ok := s.runOn(nodes)
+	return ok
+}
+
+func (s *groupSim) runOn(sims []*simNode) (string, int, bool) {
+	caps := make([]gang.NodeCap, len(sims))
+	free := map[string]int64{}
+	for i, sn := range sims {
+		c := gang.NodeCap{}
+		if sn.gpus != nil {
+			c.Free = sn.gpus.FreeMilli()
+			free["nvidia.com/gpu"] += int64(sn.gpus.FreeWholeGPUs())
+		}
+		if s.g.Topology.Key != "" {
+			c.Domain = sn.node.Labels[s.g.Topology.Key]
+		}
+		free[string(v1.ResourceCPU)] += sn.cpu
+		free[string(v1.ResourceMemory)] += sn.mem
+		caps[i] = c
+	}
+	if ok, reason := gang.CheckMinResources(s.g, free); !ok {
 		return reason, 0, false
 	}
-
-	cpu := func(p *v1.Pod) (int64, int64) {
-		var c, m int64
-		for _, ctr := range p.Spec.Containers {
-			c += ctr.Resources.Requests.Cpu().MilliValue()
-			m += ctr.Resources.Requests.Memory().Value()
-		}
-		return c, m
-	}
 	fit := func(m, n int) bool {
-		p, s := pods[m], sims[n]
-		c, mem := cpu(p)
-		if c > s.cpu || mem > s.mem {
+		p, sn := s.pods[m], sims[n]
+		c, mem := podCPUMemory(p)
+		if c > sn.cpu || mem > sn.mem || !admits(sn.node, p) {
 			return false
 		}
-		r, ok, err := gpuplacement.RequestOn(p, s.node)
+		r, ok, err := gpuplacement.RequestOn(p, sn.node)
 		if err != nil {
 			return false
 		}
 		if !ok {
 			return true
 		}
-		if s.gpus == nil {
+		if sn.gpus == nil {
 			return false
 		}
-		_, _, err = s.gpus.Allocate(r)
+		_, _, err = sn.gpus.Allocate(r)
 		return err == nil
 	}
 	assume := func(m, n int) func() {
-		p, s := pods[m], sims[n]
-		c, mem := cpu(p)
-		s.cpu, s.mem = s.cpu-c, s.mem-mem
+		p, sn := s.pods[m], sims[n]
+		c, mem := podCPUMemory(p)
+		sn.cpu, sn.mem = sn.cpu-c, sn.mem-mem
 		var a gpu.Assignment
-		if r, ok, err := gpuplacement.RequestOn(p, s.node); err == nil && ok && s.gpus != nil {
-			if got, _, err := s.gpus.Allocate(r); err == nil && s.gpus.Add(got) == nil {
+		if r, ok, err := gpuplacement.RequestOn(p, sn.node); err == nil && ok && sn.gpus != nil {
+			if got, _, err := sn.gpus.Allocate(r); err == nil && sn.gpus.Add(got) == nil {
 				a = got
 			}
 		}
 		return func() {
-			s.cpu, s.mem = s.cpu+c, s.mem+mem
+			sn.cpu, sn.mem = sn.cpu+c, sn.mem+mem
 			if !a.IsZero() {
-				s.gpus.Remove(a)
+				sn.gpus.Remove(a)
 			}
 		}
 	}
-	placement, ok := gang.FitsAll(members, need, caps, g.Topology, fit, assume)
+	placement, ok := gang.FitsAll(s.members, s.need, caps, s.g.Topology, fit, assume)
 	placed := 0
 	for _, n := range placement {
 		if n >= 0 {
@@ -180,6 +245,27 @@ func simulate(g gang.Group, need int, pods []*v1.Pod, members []gang.Member, nod
 		}
 	}
 	return "", placed, ok
+}
+
+// admits reports whether the node passes the pod's required node affinity
+// and node selector, and has no NoSchedule or NoExecute taint the pod does
+// not tolerate: the cheap node constraints that decide where a member can
+// go at all.
+func admits(node *v1.Node, p *v1.Pod) bool {
+	if ok, _ := nodeaffinity.GetRequiredNodeAffinity(p).Match(node); !ok {
+		return false
+	}
+	_, untolerated := corev1helpers.FindMatchingUntoleratedTaint(klog.Background(), node.Spec.Taints, p.Spec.Tolerations, func(t *v1.Taint) bool {
+		return t.Effect == v1.TaintEffectNoSchedule || t.Effect == v1.TaintEffectNoExecute
+	}, true)
+	return !untolerated
+}
+
+// podCPUMemory is the pod's effective CPU (milli) and memory request, init
+// containers and overhead included, as the scheduler counts it.
+func podCPUMemory(p *v1.Pod) (int64, int64) {
+	r := resourcehelper.PodRequests(p, resourcehelper.PodResourcesOptions{})
+	return r.Cpu().MilliValue(), r.Memory().Value()
 }
 
 // minResources converts a PodGroup's minResources (CPU in milli, the rest

@@ -12,6 +12,7 @@ package gang
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -26,6 +27,8 @@ import (
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/klog/v2"
 	fwk "k8s.io/kube-scheduler/framework"
+	"k8s.io/kubernetes/pkg/scheduler/framework/plugins/feature"
+	"k8s.io/kubernetes/pkg/scheduler/framework/preemption"
 	schedv1alpha1 "sigs.k8s.io/scheduler-plugins/apis/scheduling/v1alpha1"
 	"sigs.k8s.io/scheduler-plugins/pkg/generated/clientset/versioned"
 	"sigs.k8s.io/scheduler-plugins/pkg/generated/informers/externalversions"
@@ -82,6 +85,11 @@ type Gang struct {
 	// when it waits; the tick writes it once the pod has waited
 	// explainAfter (see noteWaiting).
 	waiting map[types.UID]waitingPod
+
+	// executor evicts the victims of a group's preemption; preempting
+	// counts, per group, the victims whose eviction is still under way.
+	executor   *preemption.Executor
+	preempting map[gang.GroupKey]*atomic.Int64
 }
 
 // waitingPod is a held-back pod whose reason is not written yet.
@@ -105,6 +113,7 @@ var (
 	_ fwk.ReservePlugin     = &Gang{}
 	_ fwk.EnqueueExtensions = &Gang{}
 	_ fwk.SignPlugin        = &Gang{}
+	_ fwk.PostFilterPlugin  = &Gang{}
 )
 
 // New builds the plugin from validated args (invalid args fail start-up
@@ -128,10 +137,13 @@ func New(ctx context.Context, obj runtime.Object, h fwk.Handle) (fwk.Plugin, err
 		dirty:    map[gang.GroupKey]bool{},
 		waiting:  map[types.UID]waitingPod{},
 		ctx:      ctx,
+
+		preempting: map[gang.GroupKey]*atomic.Int64{},
 	}
 	logger := klog.FromContext(ctx)
 	if f := h.SharedInformerFactory(); f != nil {
 		pl.pods = f.Core().V1().Pods().Lister()
+		pl.executor = preemption.NewExecutor(h, feature.Features{})
 		if _, err := f.Core().V1().Pods().Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
 			AddFunc:    func(obj any) { pl.podAdded(logger, obj) },
 			UpdateFunc: func(_, obj any) { pl.podChanged(obj) },
@@ -306,6 +318,12 @@ func (pl *Gang) PreEnqueue(ctx context.Context, pod *v1.Pod) *fwk.Status {
 		return nil
 	}
 	pl.mgr.AddPod(refOf(pod))
+	if n := pl.preemptingFor(groupKeyOf(pod)); n > 0 {
+		// evict activates the group when the victims are gone.
+		reason := fmt.Sprintf("waiting for %d pods preempted for the pod group to be evicted", n)
+		pl.noteWaiting(pod, reason)
+		return fwk.NewStatus(fwk.UnschedulableAndUnresolvable, reason)
+	}
 	d := pl.mgr.PreEnqueue(string(pod.UID), pl.now())
 	if d.Allow {
 		return nil
@@ -433,7 +451,7 @@ func podOfEntity(e fwk.QueuedEntityInfo) (*v1.Pod, bool) {
 // slot (one group at a time reserves resources, so groups never deadlock).
 // When the group takes the slot, the whole group is checked at once —
 // device-level GPU fit and node resources — before anything is reserved.
-func (pl *Gang) PreFilter(ctx context.Context, _ fwk.CycleState, pod *v1.Pod, nodes []fwk.NodeInfo) (*fwk.PreFilterResult, *fwk.Status) {
+func (pl *Gang) PreFilter(ctx context.Context, cs fwk.CycleState, pod *v1.Pod, nodes []fwk.NodeInfo) (*fwk.PreFilterResult, *fwk.Status) {
 	key := groupKeyOf(pod)
 	if key == "" {
 		return nil, fwk.NewStatus(fwk.Skip)
@@ -451,8 +469,12 @@ func (pl *Gang) PreFilter(ctx context.Context, _ fwk.CycleState, pod *v1.Pod, no
 		}
 		return nil, fwk.NewStatus(fwk.Unschedulable, a.Reason)
 	}
+	c := &gangCycle{key: key, fit: fitNow}
+	cs.Write(cycleKey, c)
 	if a.Started {
-		switch reason, fit := pl.wholeGroupFits(key, nodes); fit {
+		reason, fit := pl.wholeGroupFits(key, nodes)
+		c.fit = fit
+		switch fit {
 		case fitLater:
 			// Busy, not hopeless: no growing back-off; pods leaving the
 			// cluster (AssignedPod/Delete) wake the members.

@@ -1,0 +1,137 @@
+package integration
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
+	schedv1alpha1 "sigs.k8s.io/scheduler-plugins/apis/scheduling/v1alpha1"
+)
+
+// fillWithPods creates count 1-GPU pods named prefix-i in ns with the
+// priority class and waits until all are bound.
+func fillWithPods(t *testing.T, ns, prefix, priorityClass string, count int) {
+	t.Helper()
+	for i := 0; i < count; i++ {
+		createPod(t, ns, podSpec{name: fmt.Sprintf("%s-%d", prefix, i), schedulerName: "tessera-scheduler", gpus: 1, priorityClass: priorityClass})
+	}
+	for i := 0; i < count; i++ {
+		waitBound(t, ns, fmt.Sprintf("%s-%d", prefix, i), 60*time.Second)
+	}
+}
+
+// createPriorityMembers creates a pod group's members with a priority class.
+func createPriorityMembers(t *testing.T, ns, group, priorityClass string, count int, gpus int64) {
+	t.Helper()
+	for i := 0; i < count; i++ {
+		createPod(t, ns, podSpec{name: fmt.Sprintf("%s-%d", group, i), schedulerName: "tessera-scheduler", gpus: gpus,
+			priorityClass: priorityClass, labels: map[string]string{schedv1alpha1.PodGroupLabel: group}})
+	}
+}
+
+// waitEvent waits until an Event in ns has a message containing want.
+func waitEvent(t *testing.T, ns, want string, timeout time.Duration) bool {
+	t.Helper()
+	err := wait.PollUntilContextTimeout(context.Background(), 200*time.Millisecond, timeout, true, func(ctx context.Context) (bool, error) {
+		evs, err := cp.Client.CoreV1().Events(ns).List(ctx, metav1.ListOptions{})
+		if err != nil {
+			return false, err
+		}
+		for _, e := range evs.Items {
+			if strings.Contains(e.Message, want) {
+				return true, nil
+			}
+		}
+		return false, nil
+	})
+	return err == nil
+}
+
+// TestGangPreemptsWhole: two 4-GPU nodes full of low-priority 1-GPU pods; a
+// high-priority group of three 2-GPU members needs six GPUs. The group's
+// preemption is planned for all three members at once: exactly six victims
+// (four on one node, two on the other: each member needs two GPUs of one
+// node), every Preempted Event names the pod group, and the group binds
+// whole.
+func TestGangPreemptsWhole(t *testing.T) {
+	installCRDs(t)
+	startKubelets(t)
+	createNodes(t,
+		nodeSpec{name: "gang-preempt-1", cpu: "64", memory: "256Gi", gpus: 4},
+		nodeSpec{name: "gang-preempt-2", cpu: "64", memory: "256Gi", gpus: 4})
+	low, high := newNamespace(t), newNamespace(t)
+	createPriorityClass(t, "tessera-test-low", 10)
+	createPriorityClass(t, "tessera-test-high", 1000000)
+	startScheduler(t, cp.Config, schedulerConfig(t))
+
+	fillWithPods(t, low, "low", "tessera-test-low", 8)
+	watch := watchGangs(t, high, map[string]int{"train": 3})
+	defer watch.stop()
+	createPodGroup(t, high, "train", 3, 60, nil)
+	createPriorityMembers(t, high, "train", "tessera-test-high", 3, 2)
+	for i := 0; i < 3; i++ {
+		waitBound(t, high, fmt.Sprintf("train-%d", i), 90*time.Second)
+	}
+	waitPodCount(t, low, 2, 30*time.Second)
+	if p := watch.partial(5 * time.Second); len(p) > 0 {
+		t.Errorf("partly bound groups: %v", p)
+	}
+	evs, err := cp.Client.CoreV1().Events(low).List(context.Background(), metav1.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, e := range evs.Items {
+		if e.Reason != "Preempted" {
+			continue
+		}
+		n++
+		if !strings.Contains(e.Message, "pod group") {
+			t.Errorf("Preempted Event %q does not name the pod group", e.Message)
+		}
+	}
+	if n != 6 {
+		t.Errorf("%d Preempted Events, want 6 (the group's members need six GPUs, no more)", n)
+	}
+}
+
+// TestGangPreemptionNothingWhenHopeless: the same group, but only four
+// GPUs are held by lower-priority pods (the other four by pods of the
+// group's own priority). Evicting every possible victim would still leave
+// the group two GPUs short, so nothing is evicted — per-member preemption
+// would have evicted pods for the first members of a group that can never
+// run — and the members say why.
+func TestGangPreemptionNothingWhenHopeless(t *testing.T) {
+	installCRDs(t)
+	startKubelets(t)
+	createNodes(t,
+		nodeSpec{name: "gang-hopeless-1", cpu: "64", memory: "256Gi", gpus: 4},
+		nodeSpec{name: "gang-hopeless-2", cpu: "64", memory: "256Gi", gpus: 4})
+	low, high := newNamespace(t), newNamespace(t)
+	createPriorityClass(t, "tessera-test-low", 10)
+	createPriorityClass(t, "tessera-test-high", 1000000)
+	startScheduler(t, cp.Config, schedulerConfig(t))
+
+	fillWithPods(t, low, "low", "tessera-test-low", 4)
+	fillWithPods(t, low, "peer", "tessera-test-high", 4)
+	createPodGroup(t, high, "train", 3, 60, nil)
+	createPriorityMembers(t, high, "train", "tessera-test-high", 3, 2)
+
+	if !waitEvent(t, high, "cannot be placed whole even by preemption", 60*time.Second) {
+		t.Fatalf("no member's FailedScheduling Event says that preemption cannot place the group")
+	}
+	time.Sleep(3 * time.Second)
+	if got := podNames(t, low); len(got) != 8 {
+		t.Errorf("pods %v left, want all 8: nothing may be evicted for a group that cannot run", got)
+	}
+	if n := preemptedEvents(t, low); n != 0 {
+		t.Errorf("%d Preempted Events, want 0", n)
+	}
+	if n := boundIn(t, high); n != 0 {
+		t.Errorf("%d members bound, want 0", n)
+	}
+}
