@@ -73,6 +73,10 @@ func (m *Manager) TryAssemble(uid string, now time.Time) Assembly {
 		g.blocked = true
 		return Assembly{Reason: waitingForSlot(m.holder), Busy: true}
 	}
+	if s := m.starvingLocked(g, now); s != nil {
+		g.blocked = true
+		return Assembly{Reason: waitingBehind(s)}
+	}
 	m.holder = key
 	m.deadline = now.Add(m.cfg.timeout(g.spec))
 	g.started = now
@@ -152,6 +156,7 @@ func (m *Manager) Permit(uid, node string, now time.Time) PermitResult {
 	}
 	m.holder, m.deadline = "", time.Time{}
 	g.failures, g.backoffUntil, g.lastFailure = 0, time.Time{}, ""
+	g.waitsForRoomSince = time.Time{}
 	tts := now.Sub(g.started)
 	m.stats.assembled++
 	m.stats.observe(tts)
@@ -233,10 +238,14 @@ func (m *Manager) endAssembly(key GroupKey, now time.Time, reason string, failed
 	reject := m.releaseLocked(g)
 	if failed {
 		m.failLocked(g, now, reason)
+		g.waitsForRoomSince = time.Time{}
 		m.stats.rejected++
 	} else {
 		g.backoffUntil = now.Add(m.cfg.BackoffInitial)
 		g.lastFailure = reason
+		if g.waitsForRoomSince.IsZero() {
+			g.waitsForRoomSince = now
+		}
 		m.stats.deferred++
 	}
 	return reject
@@ -317,4 +326,46 @@ func (m *Manager) failLocked(g *groupState, now time.Time, reason string) {
 	g.failures++
 	g.backoffUntil = now.Add(m.cfg.Backoff(g.failures))
 	g.lastFailure = reason
+}
+
+// starvingLocked returns the group that g must wait behind so that it is
+// not starved, or nil. A group starves when it has waited for room for
+// Config.StarvationAfter (every assembly deferred because the cluster is
+// busy, see Defer), while smaller groups keep assembling in the room that
+// running work gives back. From then on, groups that come after it in the
+// queue order (lower priority, or equal priority and younger) do not start
+// assembling: the room freed accumulates until the starving group fits.
+// Higher-priority and older groups are not held back, and neither are pods
+// outside groups. Among several starving groups the first in queue order is
+// returned.
+func (m *Manager) starvingLocked(g *groupState, now time.Time) *groupState {
+	var first *groupState
+	for _, s := range m.groups {
+		if s == g || s.spec == nil || s.waitsForRoomSince.IsZero() || !s.needsAssembly() ||
+			now.Sub(s.waitsForRoomSince) < m.cfg.StarvationAfter || !groupBefore(s, g) {
+			continue
+		}
+		if first == nil || groupBefore(s, first) {
+			first = s
+		}
+	}
+	return first
+}
+
+// groupBefore reports whether a comes before b in the queue order of
+// groups (Less): higher priority, then older, then by key.
+func groupBefore(a, b *groupState) bool {
+	return cmp.Or(
+		cmp.Compare(b.spec.Priority, a.spec.Priority),
+		a.spec.Created.Compare(b.spec.Created),
+		cmp.Compare(a.key, b.key),
+	) < 0
+}
+
+// waitingBehind is the reason given to members of a group held back for a
+// starving group s; it names the time s began to wait, not a duration, so
+// that it does not change (each change is an API write).
+func waitingBehind(s *groupState) string {
+	return fmt.Sprintf("waiting behind pod group %s, which has waited for room since %s: younger and lower-priority groups do not start until it runs",
+		s.key, s.waitsForRoomSince.UTC().Format(time.RFC3339))
 }

@@ -2,6 +2,7 @@ package gang
 
 import (
 	"slices"
+	"strings"
 	"testing"
 	"time"
 )
@@ -561,5 +562,74 @@ func TestDefer(t *testing.T) {
 	}
 	if s := m.Stats(at(time.Minute)); s.Deferred != 5 || s.Rejected != 0 {
 		t.Errorf("stats %+v, want 5 deferred, 0 rejected", s)
+	}
+}
+
+// TestStarvation: a big old group waits for room (deferred again and again)
+// while small younger groups keep assembling in the room that frees up.
+// Once it has waited StarvationAfter, younger and lower-priority groups no
+// longer start (at PreEnqueue and at TryAssemble) and say whom they wait
+// behind; a higher-priority group still does; when the big group
+// assembles, the others go on.
+func TestStarvation(t *testing.T) {
+	cfg := testConfig
+	cfg.StarvationAfter = 10 * time.Second
+	m := NewManager(cfg)
+	big := addGroup(m, "big", 8, 8, 0, 0)
+	small1 := addGroup(m, "small1", 2, 2, 0, time.Minute)
+	small2 := addGroup(m, "small2", 2, 2, 0, 2*time.Minute)
+	urgent := addGroup(m, "urgent", 2, 2, 100, 3*time.Minute)
+	now := at(5 * time.Minute)
+
+	// The big group finds no room and is deferred.
+	mustAssemble(t, m, big[0], now, true)
+	m.Defer(key("big"), now, "no room")
+
+	// Within StarvationAfter, a small group still assembles.
+	mustAssemble(t, m, small1[0], now.Add(2*time.Second), true)
+	for _, uid := range small1 {
+		mustAllowOrWait(t, m, uid, "node-a", now.Add(2*time.Second))
+	}
+
+	// The big group tries again and is deferred again; its wait began at
+	// the first deferral.
+	later := now.Add(11 * time.Second)
+	mustAssemble(t, m, big[0], later, true)
+	m.Defer(key("big"), later, "no room")
+	for _, check := range []struct {
+		name   string
+		allow  bool
+		reason string
+	}{
+		{"PreEnqueue", m.PreEnqueue(small2[0], later).Allow, m.PreEnqueue(small2[0], later).Reason},
+		{"TryAssemble", m.TryAssemble(small2[0], later).OK, m.TryAssemble(small2[0], later).Reason},
+	} {
+		if check.allow || !strings.Contains(check.reason, "waiting behind pod group team-a/big") {
+			t.Errorf("%s for a younger group while big starves: allow=%v reason %q", check.name, check.allow, check.reason)
+		}
+	}
+	if !slices.Contains(m.Blocked(), key("small2")) {
+		t.Errorf("small2 is not listed as blocked: %v", m.Blocked())
+	}
+	// A higher-priority group is not held back.
+	mustAssemble(t, m, urgent[0], later, true)
+	for _, uid := range urgent {
+		mustAllowOrWait(t, m, uid, "node-b", later)
+	}
+
+	// The big group assembles; then younger groups start again.
+	done := later.Add(2 * time.Second)
+	mustAssemble(t, m, big[0], done, true)
+	for _, uid := range big {
+		mustAllowOrWait(t, m, uid, "node-c", done)
+	}
+	mustAssemble(t, m, small2[0], done, true)
+}
+
+// mustAllowOrWait calls Permit and fails if the pod is rejected.
+func mustAllowOrWait(t *testing.T, m *Manager, uid, node string, now time.Time) {
+	t.Helper()
+	if r := m.Permit(uid, node, now); !r.Allow && r.Wait <= 0 {
+		t.Fatalf("Permit(%s) rejected: %s", uid, r.Reason)
 	}
 }

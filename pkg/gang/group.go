@@ -106,12 +106,19 @@ type Config struct {
 	// BackoffMax ... up to this cap, so that a hopeless group retries
 	// regularly without storming the queue.
 	BackoffMax time.Duration
+	// StarvationAfter is how long a group may wait for room (its assembly
+	// deferred because the cluster is busy, see Defer) before younger and
+	// lower-priority groups stop starting their assemblies, so that the
+	// room running work gives back accumulates for it instead of going to
+	// a stream of smaller groups.
+	StarvationAfter time.Duration
 }
 
 // DefaultConfig returns the defaults of the plugin's args: a 30s assembly
-// timeout and a back-off doubling from 1s to at most 60s.
+// timeout, a back-off doubling from 1s to at most 60s, and starvation
+// protection after a minute of waiting for room.
 func DefaultConfig() Config {
-	return Config{DefaultTimeout: 30 * time.Second, BackoffInitial: time.Second, BackoffMax: time.Minute}
+	return Config{DefaultTimeout: 30 * time.Second, BackoffInitial: time.Second, BackoffMax: time.Minute, StarvationAfter: time.Minute}
 }
 
 // withDefaults replaces each non-positive field of c by its default, and
@@ -127,6 +134,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.BackoffMax <= 0 {
 		c.BackoffMax = d.BackoffMax
+	}
+	if c.StarvationAfter <= 0 {
+		c.StarvationAfter = d.StarvationAfter
 	}
 	c.BackoffMax = max(c.BackoffMax, c.BackoffInitial)
 	return c

@@ -52,6 +52,10 @@ type groupState struct {
 	// lastFailure says why the most recent assembly failed, "" after a
 	// successful one.
 	lastFailure string
+	// waitsForRoomSince is when the group's assembly was first deferred
+	// for lack of room (Defer) since it last assembled or was rejected;
+	// zero while it does not wait for room. See starvingLocked.
+	waitsForRoomSince time.Time
 }
 
 // tally counts a group's members by state.

@@ -58,6 +58,10 @@ func (m *Manager) PreEnqueue(uid string, now time.Time) Decision {
 		g.blocked = true
 		return Decision{Reason: waitingForSlot(m.holder)}
 	}
+	if s := m.starvingLocked(g, now); s != nil && m.holder != g.key {
+		g.blocked = true
+		return Decision{Reason: waitingBehind(s)}
+	}
 	return Decision{Allow: true}
 }
 

@@ -3,6 +3,7 @@ package integration
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -134,4 +135,102 @@ func TestGangPreemptionNothingWhenHopeless(t *testing.T) {
 	if n := boundIn(t, high); n != 0 {
 		t.Errorf("%d members bound, want 0", n)
 	}
+}
+
+// TestGangNotStarvedBySmallGroups: a 4-GPU node, a stream of small groups
+// (two 1-GPU members each) and one big group of four created early in the
+// stream. Each time a small group finishes, its two GPUs would go to the
+// next small group and the big group would never see four free GPUs. With
+// starvationAfterSeconds 3, once the big group has waited that long the
+// younger small groups stop starting, the freed GPUs accumulate, and the
+// big group runs while the stream goes on.
+func TestGangNotStarvedBySmallGroups(t *testing.T) {
+	installCRDs(t)
+	createNodes(t, nodeSpec{name: "starve-node", cpu: "64", memory: "256Gi", gpus: 4})
+	ns := newNamespace(t)
+	config := strings.Replace(string(schedulerConfig(t)), "starvationAfterSeconds: 60", "starvationAfterSeconds: 3", 1)
+	if !strings.Contains(config, "starvationAfterSeconds: 3") {
+		t.Fatal("shipped configuration has no starvationAfterSeconds: 60 to shorten")
+	}
+	startScheduler(t, cp.Config, []byte(config))
+
+	small := func(i int) string { return fmt.Sprintf("small-%d", i) }
+	startSmall := func(i int) {
+		createPodGroup(t, ns, small(i), 2, 30, nil)
+		for j := 0; j < 2; j++ {
+			createMember(t, ns, small(i), fmt.Sprintf("%s-%d", small(i), j), 1)
+		}
+	}
+	finish := func(i int) {
+		for j := 0; j < 2; j++ {
+			zero := int64(0)
+			if err := cp.Client.CoreV1().Pods(ns).Delete(context.Background(), fmt.Sprintf("%s-%d", small(i), j), metav1.DeleteOptions{GracePeriodSeconds: &zero}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	startSmall(0)
+	startSmall(1)
+	for i := 0; i < 2; i++ {
+		for j := 0; j < 2; j++ {
+			waitBound(t, ns, fmt.Sprintf("%s-%d", small(i), j), 60*time.Second)
+		}
+	}
+	createPodGroup(t, ns, "big", 4, 30, nil)
+	for j := 0; j < 4; j++ {
+		createMember(t, ns, "big", fmt.Sprintf("big-%d", j), 1)
+	}
+
+	// The stream: every 1.5 s the oldest running small group finishes and
+	// a new one arrives.
+	bigBound := func() bool {
+		for j := 0; j < 4; j++ {
+			p, err := cp.Client.CoreV1().Pods(ns).Get(context.Background(), fmt.Sprintf("big-%d", j), metav1.GetOptions{})
+			if err != nil || p.Spec.NodeName == "" {
+				return false
+			}
+		}
+		return true
+	}
+	running := []int{0, 1}
+	next := 2
+	deadline := time.Now().Add(40 * time.Second)
+	for !bigBound() {
+		if time.Now().After(deadline) {
+			t.Fatalf("the big group was starved: not bound after %d small groups passed it", next-2)
+		}
+		time.Sleep(1500 * time.Millisecond)
+		if len(running) > 0 {
+			finish(running[0])
+			running = running[1:]
+		}
+		startSmall(next)
+		// A small group that got a place runs until the stream ends it.
+		for i := next - 1; i <= next; i++ {
+			if i >= 2 && !slices.Contains(running, i) && boundPods(t, ns, small(i)) == 2 {
+				running = append(running, i)
+			}
+		}
+		next++
+	}
+	if n := boundIn(t, ns); n > 4 {
+		// Only the big group's four pods can hold the node's four GPUs.
+		t.Errorf("%d pods bound on a 4-GPU node", n)
+	}
+}
+
+// boundPods counts the bound members of a pod group.
+func boundPods(t *testing.T, ns, group string) int {
+	t.Helper()
+	pods, err := cp.Client.CoreV1().Pods(ns).List(context.Background(), metav1.ListOptions{LabelSelector: schedv1alpha1.PodGroupLabel + "=" + group})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, p := range pods.Items {
+		if p.Spec.NodeName != "" && p.DeletionTimestamp == nil {
+			n++
+		}
+	}
+	return n
 }

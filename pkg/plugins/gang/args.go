@@ -22,6 +22,11 @@ type Args struct {
 	// Defaults 1 and 60.
 	BackoffInitialSeconds *int32 `json:"backoffInitialSeconds,omitempty"`
 	BackoffMaxSeconds     *int32 `json:"backoffMaxSeconds,omitempty"`
+	// StarvationAfterSeconds is how long a group may wait for room before
+	// younger and lower-priority groups stop starting, so that a big group
+	// is not starved by a stream of small ones: the room running work gives
+	// back then accumulates until it fits. Default 60; 1-86400.
+	StarvationAfterSeconds *int32 `json:"starvationAfterSeconds,omitempty"`
 }
 
 // SetDefaults fills unset fields with their documented defaults.
@@ -34,6 +39,7 @@ func SetDefaults(a *Args) {
 	def(&a.DefaultScheduleTimeoutSeconds, 30)
 	def(&a.BackoffInitialSeconds, 1)
 	def(&a.BackoffMaxSeconds, 60)
+	def(&a.StarvationAfterSeconds, 60)
 }
 
 // Validate reports problems naming the field path and value.
@@ -49,6 +55,9 @@ func Validate(a *Args) error {
 	if v := *a.BackoffMaxSeconds; v < *a.BackoffInitialSeconds || v > 3600 {
 		errs = append(errs, field.Invalid(p.Child("backoffMaxSeconds"), v,
 			fmt.Sprintf("must be between backoffInitialSeconds (%d) and 3600", *a.BackoffInitialSeconds)))
+	}
+	if v := *a.StarvationAfterSeconds; v < 1 || v > 86400 {
+		errs = append(errs, field.Invalid(p.Child("starvationAfterSeconds"), v, "must be between 1 and 86400"))
 	}
 	return errs.ToAggregate()
 }

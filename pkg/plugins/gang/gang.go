@@ -128,9 +128,10 @@ func New(ctx context.Context, obj runtime.Object, h fwk.Handle) (fwk.Plugin, err
 		handle: h,
 		args:   args,
 		mgr: gang.NewManager(gang.Config{
-			DefaultTimeout: time.Duration(*args.DefaultScheduleTimeoutSeconds) * time.Second,
-			BackoffInitial: time.Duration(*args.BackoffInitialSeconds) * time.Second,
-			BackoffMax:     time.Duration(*args.BackoffMaxSeconds) * time.Second,
+			DefaultTimeout:  time.Duration(*args.DefaultScheduleTimeoutSeconds) * time.Second,
+			BackoffInitial:  time.Duration(*args.BackoffInitialSeconds) * time.Second,
+			BackoffMax:      time.Duration(*args.BackoffMaxSeconds) * time.Second,
+			StarvationAfter: time.Duration(*args.StarvationAfterSeconds) * time.Second,
 		}),
 		priority: map[gang.GroupKey]int32{},
 		groups:   map[gang.GroupKey]gang.Group{},
