@@ -7,6 +7,8 @@ import (
 	"math/rand"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 
 	v1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -134,6 +136,10 @@ func NewSimulator(ctx context.Context, p Profile, nodes []*v1.Node, seed int64) 
 	if err != nil {
 		return nil, err
 	}
+	// The snapshot lists nodes in map order, which differs from run to run;
+	// the random tie-break among equal scores then picks different nodes
+	// for the same seed. Sorting makes a seed's replay reproducible.
+	slices.SortFunc(list, func(a, b fwk.NodeInfo) int { return strings.Compare(a.Node().Name, b.Node().Name) })
 	for _, ni := range list {
 		concrete, ok := ni.(*framework.NodeInfo)
 		if !ok {
