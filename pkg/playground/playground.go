@@ -12,6 +12,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -180,6 +181,9 @@ func Run(ctx context.Context, o Options) error {
 		if err := reclaimScene(ctx, o.Out, p, cp); err != nil {
 			return err
 		}
+		if err := gangPreemptScene(ctx, o.Out, p, cp); err != nil {
+			return err
+		}
 	}
 
 	if o.Keep {
@@ -282,63 +286,130 @@ func reclaimScene(ctx context.Context, out io.Writer, p *progress, cp *localclus
 	if err != nil || len(objs) < 2 {
 		return err
 	}
-	last := objs[len(objs)-1]
-	var sweeps []string
-	for _, o := range objs[:len(objs)-1] {
-		if o.GetKind() == "Pod" {
-			sweeps = append(sweeps, o.GetName())
-		}
-	}
+	first, last := objs[:len(objs)-1], objs[len(objs)-1:]
+	sweeps := podNamesOf(first)
+	serve := last[0]
 	fmt.Fprintf(out, "\nReclaim: namespace research (min 0 GPUs) borrows the idle lab node; prod (min 2) takes its guarantee back\n")
 	if err := p.step(fmt.Sprintf("Running %d one-GPU sweep pods of research on gpu-lab", len(sweeps)), func() (string, error) {
-		if err := localcluster.Apply(ctx, cp.Config, objs[:len(objs)-1], false); err != nil {
-			return "", err
-		}
-		return "", wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, 60*time.Second, true, func(ctx context.Context) (bool, error) {
-			for _, name := range sweeps {
-				pod, err := cp.Client.CoreV1().Pods("research").Get(ctx, name, metav1.GetOptions{})
-				if err != nil || pod.Status.Phase != v1.PodRunning {
-					return false, nil
-				}
-			}
-			return true, nil
-		})
+		return "", applyAndWait(ctx, cp, first, "research", sweeps, podRunning)
 	}); err != nil {
 		return err
 	}
-	var serve *v1.Pod
-	if err := p.step(fmt.Sprintf("Creating %s/%s, within prod's guaranteed 2 GPUs", last.GetNamespace(), last.GetName()), func() (string, error) {
-		if err := localcluster.Apply(ctx, cp.Config, objs[len(objs)-1:], false); err != nil {
-			return "", err
-		}
-		return "", wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, 60*time.Second, true, func(ctx context.Context) (bool, error) {
-			pod, err := cp.Client.CoreV1().Pods(last.GetNamespace()).Get(ctx, last.GetName(), metav1.GetOptions{})
-			if err != nil || pod.Spec.NodeName == "" {
-				return false, nil
-			}
-			serve = pod
-			return true, nil
-		})
+	if err := p.step(fmt.Sprintf("Creating %s/%s, within prod's guaranteed 2 GPUs", serve.GetNamespace(), serve.GetName()), func() (string, error) {
+		return "", applyAndWait(ctx, cp, last, serve.GetNamespace(), []string{serve.GetName()}, podBound)
 	}); err != nil {
 		return err
 	}
-	devices := "-"
-	if a, err := gpu.UnmarshalAssignment(serve.Annotations[gpu.AnnotationAssignment]); err == nil {
-		devices = a.Describe()
+	if err := printBound(ctx, out, cp, serve.GetNamespace(), []string{serve.GetName()}); err != nil {
+		return err
 	}
-	fmt.Fprintf(out, "    %s bound to %s (%s)\n", serve.Name, serve.Spec.NodeName, devices)
-	events, err := cp.Client.CoreV1().Events("research").List(ctx, metav1.ListOptions{})
+	running, err := printPreempted(ctx, out, cp, "research", serve.GetNamespace()+"/"+serve.GetName())
 	if err != nil {
 		return err
+	}
+	fmt.Fprintf(out, "    research keeps %d of its %d sweep pods (it never had a guarantee; prod got exactly what it is owed)\n", running, len(sweeps))
+	return nil
+}
+
+// gangPreemptScene shows preemption by a pod group: a lab node full of
+// low-priority batch pods, then a high-priority group whose victims are
+// chosen for all its workers at once (examples/playground/gang-preempt.yaml).
+func gangPreemptScene(ctx context.Context, out io.Writer, p *progress, cp *localcluster.ControlPlane) error {
+	objs, err := readFiles(examples.Playground, "playground/gang-preempt.yaml")
+	if err != nil {
+		return err
+	}
+	split := slices.IndexFunc(objs, func(o *unstructured.Unstructured) bool { return o.GetKind() == "PodGroup" })
+	if split < 0 {
+		return fmt.Errorf("playground/gang-preempt.yaml has no PodGroup")
+	}
+	first, group := objs[:split], objs[split:]
+	batch, workers := podNamesOf(first), podNamesOf(group)
+	ns := group[0].GetNamespace()
+	fmt.Fprintf(out, "\nGang preemption: pod group %s/%s (%d workers, 2 GPUs each, high priority) arrives at a node full of batch pods\n", ns, group[0].GetName(), len(workers))
+	if err := p.step(fmt.Sprintf("Running %d low-priority one-GPU batch pods on gpu-lab2", len(batch)), func() (string, error) {
+		return "", applyAndWait(ctx, cp, first, "batch", batch, podRunning)
+	}); err != nil {
+		return err
+	}
+	if err := p.step("Creating the pod group and its workers", func() (string, error) {
+		return "", applyAndWait(ctx, cp, group, ns, workers, podBound)
+	}); err != nil {
+		return err
+	}
+	if err := printBound(ctx, out, cp, ns, workers); err != nil {
+		return err
+	}
+	running, err := printPreempted(ctx, out, cp, "batch", ns+"/"+group[0].GetName())
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "    batch keeps %d of its %d pods: the victims were planned for both workers at once and evicted together\n", running, len(batch))
+	return nil
+}
+
+// podNamesOf lists the names of the Pods among objs.
+func podNamesOf(objs []*unstructured.Unstructured) []string {
+	var names []string
+	for _, o := range objs {
+		if o.GetKind() == "Pod" {
+			names = append(names, o.GetName())
+		}
+	}
+	return names
+}
+
+func podRunning(p *v1.Pod) bool { return p.Status.Phase == v1.PodRunning }
+func podBound(p *v1.Pod) bool   { return p.Spec.NodeName != "" }
+
+// applyAndWait applies objs and waits until every named pod of ns passes
+// ready.
+func applyAndWait(ctx context.Context, cp *localcluster.ControlPlane, objs []*unstructured.Unstructured, ns string, names []string, ready func(*v1.Pod) bool) error {
+	if err := localcluster.Apply(ctx, cp.Config, objs, false); err != nil {
+		return err
+	}
+	return wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, 60*time.Second, true, func(ctx context.Context) (bool, error) {
+		for _, name := range names {
+			pod, err := cp.Client.CoreV1().Pods(ns).Get(ctx, name, metav1.GetOptions{})
+			if err != nil || !ready(pod) {
+				return false, nil
+			}
+		}
+		return true, nil
+	})
+}
+
+// printBound prints where each named pod of ns is bound and its devices.
+func printBound(ctx context.Context, out io.Writer, cp *localcluster.ControlPlane, ns string, names []string) error {
+	for _, name := range names {
+		pod, err := cp.Client.CoreV1().Pods(ns).Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		devices := "-"
+		if a, err := gpu.UnmarshalAssignment(pod.Annotations[gpu.AnnotationAssignment]); err == nil {
+			devices = a.Describe()
+		}
+		fmt.Fprintf(out, "    %s bound to %s (%s)\n", name, pod.Spec.NodeName, devices)
+	}
+	return nil
+}
+
+// printPreempted prints the Preempted Events of victimNS's pods, naming
+// what they made room for, and returns how many of its pods still run.
+func printPreempted(ctx context.Context, out io.Writer, cp *localcluster.ControlPlane, victimNS, forWhat string) (int, error) {
+	events, err := cp.Client.CoreV1().Events(victimNS).List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return 0, err
 	}
 	for _, e := range events.Items {
 		if e.Reason == "Preempted" {
-			fmt.Fprintf(out, "    research/%s preempted to make room for %s/%s: %s\n", e.InvolvedObject.Name, serve.Namespace, serve.Name, e.Message)
+			fmt.Fprintf(out, "    %s/%s preempted to make room for %s: %s\n", victimNS, e.InvolvedObject.Name, forWhat, e.Message)
 		}
 	}
-	left, err := cp.Client.CoreV1().Pods("research").List(ctx, metav1.ListOptions{})
+	left, err := cp.Client.CoreV1().Pods(victimNS).List(ctx, metav1.ListOptions{})
 	if err != nil {
-		return err
+		return 0, err
 	}
 	running := 0
 	for _, pod := range left.Items {
@@ -346,8 +417,7 @@ func reclaimScene(ctx context.Context, out io.Writer, p *progress, cp *localclus
 			running++
 		}
 	}
-	fmt.Fprintf(out, "    research keeps %d of its %d sweep pods (it never had a guarantee; prod got exactly what it is owed)\n", running, len(sweeps))
-	return nil
+	return running, nil
 }
 
 // listQuotas returns the ElasticQuotas of the workload's namespaces.

@@ -43,6 +43,9 @@ func TestPlaygroundReport(t *testing.T) {
 		{"reclaim: prod's pod bound on the lab node", `(?m)^\s+serve-2gpu bound to gpu-lab \(GPUs \d,\d\)$`},
 		{"reclaim: exactly two sweep pods preempted", `(?s)research/sweep-\d preempted to make room for prod/serve-2gpu: Preempted by pod .*research/sweep-\d preempted to make room for prod/serve-2gpu: `},
 		{"reclaim: research keeps two", `research keeps 2 of its 4 sweep pods`},
+		{"gang preemption: both workers bound on the lab node", `(?s)pretrain-0 bound to gpu-lab2 \(GPUs \d,\d\).*pretrain-1 bound to gpu-lab2 \(GPUs \d,\d\)`},
+		{"gang preemption: victims name the pod group", `batch/batch-\d preempted to make room for training/pretrain: Preempted by pod group training/pretrain`},
+		{"gang preemption: all four batch pods evicted", `batch keeps 0 of its 4 pods`},
 		{"node table", `(?m)^\s+gpu-a100-mig\s+NVIDIA-A100-SXM4-80GB\s+`},
 	}
 	for _, c := range checks {
