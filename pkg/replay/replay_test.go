@@ -166,3 +166,30 @@ func TestReplayReproducible(t *testing.T) {
 		t.Errorf("same seed, different placements: %d of %d pods moved (%d vs %d placed)", diff, len(a), len(a), len(b))
 	}
 }
+
+// TestProfilesScoring: the tessera profile is the shipped one (GPUPlacement
+// scores; CPU/memory spreading does not), the baseline is upstream's default
+// scoring (NodeResourcesFit and BalancedAllocation score; GPUPlacement does
+// not), so that the replay's comparison is exactly the placement policy.
+func TestProfilesScoring(t *testing.T) {
+	nodes, _ := loadTrace(t, "openb_pod_list_default.csv")
+	want := map[Profile]map[string]bool{
+		ProfileTessera:  {"GPUPlacement": true, "NodeResourcesFit": false, "NodeResourcesBalancedAllocation": false},
+		ProfileBaseline: {"GPUPlacement": false, "NodeResourcesFit": true, "NodeResourcesBalancedAllocation": true},
+	}
+	for profile, plugins := range want {
+		sim, err := NewSimulator(context.Background(), profile, []*v1.Node{nodes[0].Node()}, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		scoring := map[string]bool{}
+		for _, pl := range sim.fw.ListPlugins().Score.Enabled {
+			scoring[pl.Name] = true
+		}
+		for name, on := range plugins {
+			if scoring[name] != on {
+				t.Errorf("profile %s: %s scores = %v, want %v (score plugins %v)", profile, name, scoring[name], on, scoring)
+			}
+		}
+	}
+}

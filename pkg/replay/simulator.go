@@ -22,6 +22,7 @@ import (
 	internalcache "k8s.io/kubernetes/pkg/scheduler/backend/cache"
 	"k8s.io/kubernetes/pkg/scheduler/framework"
 	frameworkplugins "k8s.io/kubernetes/pkg/scheduler/framework/plugins"
+	"k8s.io/kubernetes/pkg/scheduler/framework/plugins/names"
 	frameworkruntime "k8s.io/kubernetes/pkg/scheduler/framework/runtime"
 	schedulermetrics "k8s.io/kubernetes/pkg/scheduler/metrics"
 
@@ -86,6 +87,13 @@ func loadProfile(p Profile) (*config.KubeSchedulerProfile, error) {
 	switch p {
 	case ProfileTessera:
 	case ProfileBaseline:
+		// Upstream's default scoring: GPUPlacement's off, and the CPU/memory
+		// scoring the shipped profile turns off back on.
+		upstream := func(pl config.Plugin) bool {
+			return pl.Name == names.NodeResourcesFit || pl.Name == names.NodeResourcesBalancedAllocation
+		}
+		prof.Plugins.PreScore.Disabled = slices.DeleteFunc(prof.Plugins.PreScore.Disabled, upstream)
+		prof.Plugins.Score.Disabled = slices.DeleteFunc(prof.Plugins.Score.Disabled, upstream)
 		prof.Plugins.Score.Disabled = append(prof.Plugins.Score.Disabled, config.Plugin{Name: gpuplacement.Name})
 	default:
 		return nil, fmt.Errorf("unknown profile %q (want %q or %q)", p, ProfileTessera, ProfileBaseline)
