@@ -340,6 +340,28 @@ func TestScoringStrategies(t *testing.T) {
 	}
 }
 
+// TestPackingBreaksTies: when only 1-GPU pods are in demand, a 1-GPU pod
+// fragments no node, whichever it takes; among such equally good nodes the
+// one whose GPUs are most used wins, and the empty node stays whole.
+func TestPackingBreaksTies(t *testing.T) {
+	h := newHarness(t, `{"scoringStrategy":"FragmentationAware"}`, h100("a-empty"), h100("b-half"))
+	for i := 0; i < 20; i++ {
+		h.pl.PreFilter(h.ctx, framework.NewCycleState(), gpuPod(fmt.Sprintf("learn-%d", i), 1, nil), nil)
+	}
+	a, _ := gpu.MarshalAssignment(gpu.Assignment{GPUs: []int{0, 1, 2, 3}})
+	held := gpuPod("held", 4, map[string]string{AnnotationAssignment: a})
+	held.Spec.NodeName = "b-half"
+	h.nodes["b-half"].AddPod(held)
+
+	res := h.schedule(gpuPod("new", 1, nil), nil)
+	if res.node != "b-half" || res.scores["b-half"] <= res.scores["a-empty"] {
+		t.Errorf("placed on %s with scores %v, want b-half scored above a-empty", res.node, res.scores)
+	}
+	if res.scores["a-empty"] <= 50 {
+		t.Errorf("a-empty scored %d: an equally good node must stay in the top tier (above 50)", res.scores["a-empty"])
+	}
+}
+
 // TestNoDoubleBookingProperty schedules thousands of random pods (whole GPUs
 // with and without required locality, MIG slices, shares, plain pods) onto
 // random feasible nodes through the real plugin, deletes some, restarts the
