@@ -212,12 +212,7 @@ func gangScene(ctx context.Context, out io.Writer, p *progress, cp *localcluster
 	}
 	last := objs[len(objs)-1]
 	ns := last.GetNamespace()
-	var members []string
-	for _, o := range objs {
-		if o.GetKind() == "Pod" {
-			members = append(members, o.GetName())
-		}
-	}
+	members := podNamesOf(objs)
 	fmt.Fprintf(out, "\nGang: pod group %s/finetune needs all %d workers at once\n", ns, len(members))
 	var reason string
 	if err := p.step(fmt.Sprintf("Creating the pod group and %d of its %d workers", len(members)-1, len(members)), func() (string, error) {
@@ -249,33 +244,11 @@ func gangScene(ctx context.Context, out io.Writer, p *progress, cp *localcluster
 	}
 	fmt.Fprintf(out, "    %s waits (%d of its group bound): %s\n", members[0], bound, reason)
 	if err := p.step("Creating the last worker", func() (string, error) {
-		if err := localcluster.Apply(ctx, cp.Config, objs[len(objs)-1:], false); err != nil {
-			return "", err
-		}
-		return "", wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, 60*time.Second, true, func(ctx context.Context) (bool, error) {
-			for _, m := range members {
-				pod, err := cp.Client.CoreV1().Pods(ns).Get(ctx, m, metav1.GetOptions{})
-				if err != nil || pod.Spec.NodeName == "" {
-					return false, nil
-				}
-			}
-			return true, nil
-		})
+		return "", applyAndWait(ctx, cp, objs[len(objs)-1:], ns, members, podBound)
 	}); err != nil {
 		return err
 	}
-	for _, m := range members {
-		pod, err := cp.Client.CoreV1().Pods(ns).Get(ctx, m, metav1.GetOptions{})
-		if err != nil {
-			return err
-		}
-		devices := "-"
-		if a, err := gpu.UnmarshalAssignment(pod.Annotations[gpu.AnnotationAssignment]); err == nil {
-			devices = a.Describe()
-		}
-		fmt.Fprintf(out, "    %s bound to %s (%s)\n", m, pod.Spec.NodeName, devices)
-	}
-	return nil
+	return printBound(ctx, out, cp, ns, members)
 }
 
 // reclaimScene shows quota reclaim: a namespace borrowing idle GPUs, then

@@ -52,6 +52,24 @@ func waitEvent(t *testing.T, ns, want string, timeout time.Duration) bool {
 	return err == nil
 }
 
+// preemptionCluster starts the scheduler on two 4-GPU nodes named
+// prefix-1 and prefix-2 with the priority classes tessera-test-low and
+// tessera-test-high, and returns two new namespaces: one for the victims,
+// one for the preempting group.
+func preemptionCluster(t *testing.T, prefix string) (low, high string) {
+	t.Helper()
+	installCRDs(t)
+	startKubelets(t)
+	createNodes(t,
+		nodeSpec{name: prefix + "-1", cpu: "64", memory: "256Gi", gpus: 4},
+		nodeSpec{name: prefix + "-2", cpu: "64", memory: "256Gi", gpus: 4})
+	low, high = newNamespace(t), newNamespace(t)
+	createPriorityClass(t, "tessera-test-low", 10)
+	createPriorityClass(t, "tessera-test-high", 1000000)
+	startScheduler(t, cp.Config, schedulerConfig(t))
+	return low, high
+}
+
 // TestGangPreemptsWhole: two 4-GPU nodes full of low-priority 1-GPU pods; a
 // high-priority group of three 2-GPU members needs six GPUs. The group's
 // preemption is planned for all three members at once: exactly six victims
@@ -59,15 +77,7 @@ func waitEvent(t *testing.T, ns, want string, timeout time.Duration) bool {
 // node), every Preempted Event names the pod group, and the group binds
 // whole.
 func TestGangPreemptsWhole(t *testing.T) {
-	installCRDs(t)
-	startKubelets(t)
-	createNodes(t,
-		nodeSpec{name: "gang-preempt-1", cpu: "64", memory: "256Gi", gpus: 4},
-		nodeSpec{name: "gang-preempt-2", cpu: "64", memory: "256Gi", gpus: 4})
-	low, high := newNamespace(t), newNamespace(t)
-	createPriorityClass(t, "tessera-test-low", 10)
-	createPriorityClass(t, "tessera-test-high", 1000000)
-	startScheduler(t, cp.Config, schedulerConfig(t))
+	low, high := preemptionCluster(t, "gang-preempt")
 
 	fillWithPods(t, low, "low", "tessera-test-low", 8)
 	watch := watchGangs(t, high, map[string]int{"train": 3})
@@ -107,15 +117,7 @@ func TestGangPreemptsWhole(t *testing.T) {
 // would have evicted pods for the first members of a group that can never
 // run — and the members say why.
 func TestGangPreemptionNothingWhenHopeless(t *testing.T) {
-	installCRDs(t)
-	startKubelets(t)
-	createNodes(t,
-		nodeSpec{name: "gang-hopeless-1", cpu: "64", memory: "256Gi", gpus: 4},
-		nodeSpec{name: "gang-hopeless-2", cpu: "64", memory: "256Gi", gpus: 4})
-	low, high := newNamespace(t), newNamespace(t)
-	createPriorityClass(t, "tessera-test-low", 10)
-	createPriorityClass(t, "tessera-test-high", 1000000)
-	startScheduler(t, cp.Config, schedulerConfig(t))
+	low, high := preemptionCluster(t, "gang-hopeless")
 
 	fillWithPods(t, low, "low", "tessera-test-low", 4)
 	fillWithPods(t, low, "peer", "tessera-test-high", 4)

@@ -115,8 +115,11 @@ type groupSim struct {
 	need    int
 	pods    []*v1.Pod
 	members []gang.Member
-	infos   []fwk.NodeInfo
-	nodes   []*simNode
+	// reqs holds each pod's CPU/memory request and required node
+	// affinity, derived once: fit runs for every member on every node.
+	reqs  []memberReq
+	infos []fwk.NodeInfo
+	nodes []*simNode
 	// gone reports pods the simulation treats as already away (pods being
 	// deleted, when planning a preemption); nil keeps every pod.
 	gone func(*v1.Pod) bool
@@ -126,6 +129,10 @@ type groupSim struct {
 // pods gone reports), or empty.
 func newGroupSim(g gang.Group, need int, pods []*v1.Pod, members []gang.Member, infos []fwk.NodeInfo, empty bool, gone func(*v1.Pod) bool) *groupSim {
 	s := &groupSim{g: g, need: need, pods: pods, members: members, gone: gone}
+	for _, p := range pods {
+		c, m := podCPUMemory(p)
+		s.reqs = append(s.reqs, memberReq{cpu: c, mem: m, affinity: nodeaffinity.GetRequiredNodeAffinity(p)})
+	}
 	for _, ni := range infos {
 		if ni.Node() == nil {
 			continue
@@ -143,15 +150,18 @@ func (s *groupSim) buildNode(ni fwk.NodeInfo, empty bool, without map[types.UID]
 	sn := &simNode{node: n, cpu: ni.GetAllocatable().GetMilliCPU(), mem: ni.GetAllocatable().GetMemory()}
 	var onNode []*v1.Pod
 	if !empty {
+		// The NodeInfo's requested totals, less the pods left out.
+		sn.cpu -= ni.GetRequested().GetMilliCPU()
+		sn.mem -= ni.GetRequested().GetMemory()
 		for _, pi := range ni.GetPods() {
 			p := pi.GetPod()
 			if without[p.UID] || s.gone != nil && s.gone(p) {
+				c, m := podCPUMemory(p)
+				sn.cpu += c
+				sn.mem += m
 				continue
 			}
 			onNode = append(onNode, p)
-			c, m := podCPUMemory(p)
-			sn.cpu -= c
-			sn.mem -= m
 		}
 	}
 	sn.gpus = gpuplacement.NodeGPUState(n, onNode)
@@ -202,9 +212,8 @@ func (s *groupSim) runOn(sims []*simNode) (string, int, bool) {
 		return reason, 0, false
 	}
 	fit := func(m, n int) bool {
-		p, sn := s.pods[m], sims[n]
-		c, mem := podCPUMemory(p)
-		if c > sn.cpu || mem > sn.mem || !admits(sn.node, p) {
+		p, sn, req := s.pods[m], sims[n], &s.reqs[m]
+		if req.cpu > sn.cpu || req.mem > sn.mem || !req.admits(sn.node, p) {
 			return false
 		}
 		r, ok, err := gpuplacement.RequestOn(p, sn.node)
@@ -222,7 +231,7 @@ func (s *groupSim) runOn(sims []*simNode) (string, int, bool) {
 	}
 	assume := func(m, n int) func() {
 		p, sn := s.pods[m], sims[n]
-		c, mem := podCPUMemory(p)
+		c, mem := s.reqs[m].cpu, s.reqs[m].mem
 		sn.cpu, sn.mem = sn.cpu-c, sn.mem-mem
 		var a gpu.Assignment
 		if r, ok, err := gpuplacement.RequestOn(p, sn.node); err == nil && ok && sn.gpus != nil {
@@ -247,12 +256,18 @@ func (s *groupSim) runOn(sims []*simNode) (string, int, bool) {
 	return "", placed, ok
 }
 
+// memberReq is what the simulation needs of a member pod, derived once.
+type memberReq struct {
+	cpu, mem int64
+	affinity nodeaffinity.RequiredNodeAffinity
+}
+
 // admits reports whether the node passes the pod's required node affinity
 // and node selector, and has no NoSchedule or NoExecute taint the pod does
 // not tolerate: the cheap node constraints that decide where a member can
 // go at all.
-func admits(node *v1.Node, p *v1.Pod) bool {
-	if ok, _ := nodeaffinity.GetRequiredNodeAffinity(p).Match(node); !ok {
+func (r *memberReq) admits(node *v1.Node, p *v1.Pod) bool {
+	if ok, _ := r.affinity.Match(node); !ok {
 		return false
 	}
 	_, untolerated := corev1helpers.FindMatchingUntoleratedTaint(klog.Background(), node.Spec.Taints, p.Spec.Tolerations, func(t *v1.Taint) bool {

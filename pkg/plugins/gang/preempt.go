@@ -84,8 +84,11 @@ func (pl *Gang) PostFilter(ctx context.Context, state fwk.CycleState, pod *v1.Po
 // still without a place fit at once, or explains why there are none.
 func (pl *Gang) planPreemption(key gang.GroupKey, pod *v1.Pod) ([]*v1.Pod, string) {
 	g, pods, members, need := pl.pendingMembers(key)
-	if need <= 0 || len(pods) < need {
+	if need <= 0 {
 		return nil, fmt.Sprintf("pod group %s has no members left to place", key)
+	}
+	if len(pods) < need {
+		return nil, fmt.Sprintf("pod group %s needs %d more members but has %d pending pods; nothing to preempt for yet", key, need, len(pods))
 	}
 	nodes, err := pl.handle.SnapshotSharedLister().NodeInfos().List()
 	if err != nil {
