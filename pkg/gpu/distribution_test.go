@@ -2,6 +2,7 @@ package gpu
 
 import (
 	"math"
+	"slices"
 	"sync"
 	"testing"
 )
@@ -34,7 +35,8 @@ func checkNormalised(t *testing.T, classes []WeightedClass) {
 
 func TestDistributionHalfLife(t *testing.T) {
 	const h = 10
-	a, b := Class{GPUs: 1}, Class{ShareMilli: 500}
+	// Classes of one size, so that only age sets their weights.
+	a, b := Class{GPUs: 1, CPUMilli: 1024}, Class{GPUs: 1, CPUMilli: 2048}
 	d := NewDistribution(h)
 	d.Observe(a)
 	for i := 0; i < h; i++ {
@@ -70,15 +72,39 @@ func TestDistributionHalfLife(t *testing.T) {
 func TestDistributionNoDecay(t *testing.T) {
 	d := NewDistribution(0)
 	for i := 0; i < 30; i++ {
-		d.Observe(Class{GPUs: 1})
+		d.Observe(Class{GPUs: 1, CPUMilli: 1})
 	}
 	for i := 0; i < 10; i++ {
-		d.Observe(Class{MIGProfile: "1g.10gb"})
+		d.Observe(Class{GPUs: 1, CPUMilli: 2})
 	}
 	classes := d.Classes()
 	checkNormalised(t, classes)
-	if w := weightOf(classes, Class{GPUs: 1}); math.Abs(w-0.75) > 1e-12 {
+	if w := weightOf(classes, Class{GPUs: 1, CPUMilli: 1}); math.Abs(w-0.75) > 1e-12 {
 		t.Errorf("weight %v, want 0.75", w)
+	}
+}
+
+// TestDistributionWeighsBySize: a class weighs its share of pods times the
+// square root of its size in GPUs.
+func TestDistributionWeighsBySize(t *testing.T) {
+	d := NewDistribution(0)
+	counts := map[Class]int{{GPUs: 8}: 1, {GPUs: 1}: 20, {ShareMilli: 250}: 30, {MIGProfile: "1g.10gb"}: 10}
+	for c, n := range counts {
+		for i := 0; i < n; i++ {
+			d.Observe(c)
+		}
+	}
+	size := map[Class]float64{{GPUs: 8}: 8, {GPUs: 1}: 1, {ShareMilli: 250}: 0.25, {MIGProfile: "1g.10gb"}: 0.142} // 1/7 in whole milli-GPUs
+	sum := 0.0
+	for c, n := range counts {
+		sum += float64(n) * math.Sqrt(size[c])
+	}
+	classes := d.Classes()
+	checkNormalised(t, classes)
+	for c, n := range counts {
+		if got, want := weightOf(classes, c), float64(n)*math.Sqrt(size[c])/sum; math.Abs(got-want) > 1e-12 {
+			t.Errorf("class %v weighs %v, want %v", c, got, want)
+		}
 	}
 }
 
@@ -87,12 +113,12 @@ func TestDistributionRenormalises(t *testing.T) {
 	// would overflow float64 after ~1000 observations without rescaling.
 	d := NewDistribution(1)
 	for i := 0; i < 5000; i++ {
-		d.Observe(Class{ShareMilli: 100 + i%3})
+		d.Observe(Class{ShareMilli: 100, CPUMilli: 1 + int64(i%3)})
 	}
 	classes := d.Classes()
 	checkNormalised(t, classes)
-	// The last three observations, 100+(4999%3)=101 newest, weigh 4:2:1.
-	if w := weightOf(classes, Class{ShareMilli: 101}); math.Abs(w-4.0/7) > 1e-9 {
+	// The last three observations, 1+(4999%3)=2 newest, weigh 4:2:1.
+	if w := weightOf(classes, Class{ShareMilli: 100, CPUMilli: 2}); math.Abs(w-4.0/7) > 1e-9 {
 		t.Errorf("newest class weight %v, want 4/7 (classes %v)", w, classes)
 	}
 }
@@ -139,6 +165,7 @@ func TestClassNormalisation(t *testing.T) {
 		// Four significant bits: 4000 -> 4096, 33000 -> 36864, 15 stays.
 		{Class{GPUs: 1, CPUMilli: 4000, MemoryMiB: 33000}, Class{GPUs: 1, CPUMilli: 4096, MemoryMiB: 36864}, true},
 		{Class{GPUs: 1, CPUMilli: 15, MemoryMiB: 4096}, Class{GPUs: 1, CPUMilli: 15, MemoryMiB: 4096}, true},
+		{Class{ShareMilli: 300, Products: "T4|V100"}, Class{ShareMilli: 300, Products: "T4|V100"}, true},
 	}
 	for _, tt := range tests {
 		got, ok := tt.in.normalize()
@@ -186,6 +213,7 @@ func TestClassString(t *testing.T) {
 		{Class{GPUs: 2}, "2gpu"},
 		{Class{ShareMilli: 250, CPUMilli: 4000}, "250m cpu=4000m"},
 		{Class{MIGProfile: "3g.40gb", MemoryMiB: 1024}, "mig-3g.40gb mem=1024Mi"},
+		{Class{GPUs: 1, Products: "A100|H100"}, "1gpu on=A100|H100"},
 		{Class{}, "none"},
 	}
 	for _, tt := range tests {
@@ -196,17 +224,24 @@ func TestClassString(t *testing.T) {
 }
 
 func TestDistributionOrderIsDeterministic(t *testing.T) {
-	// Equal weights are ordered by class: whole GPUs, shares, MIG.
+	// Equal weights are ordered by class: CPU, memory, products.
 	d := NewDistribution(0)
-	for _, c := range []Class{{MIGProfile: "1g.5gb"}, {ShareMilli: 200}, {GPUs: 2}, {ShareMilli: 100}, {GPUs: 1}, {GPUs: 1, CPUMilli: 64}} {
+	for _, c := range []Class{{GPUs: 1, CPUMilli: 64}, {GPUs: 1, MemoryMiB: 8}, {GPUs: 1, Products: "T4"}, {GPUs: 1}} {
 		d.Observe(c)
 	}
-	want := []Class{{GPUs: 1}, {GPUs: 1, CPUMilli: 64}, {GPUs: 2}, {ShareMilli: 100}, {ShareMilli: 200}, {MIGProfile: "1g.5gb"}}
+	want := []Class{{GPUs: 1}, {GPUs: 1, Products: "T4"}, {GPUs: 1, MemoryMiB: 8}, {GPUs: 1, CPUMilli: 64}}
 	got := d.Classes()
 	for i := range want {
 		if got[i].Class != want[i] {
 			t.Fatalf("order %v, want %v", got, want)
 		}
+	}
+	// The canonical order: whole GPUs, shares, MIG, each by size.
+	classes := []Class{{MIGProfile: "1g.5gb"}, {ShareMilli: 200}, {GPUs: 2}, {ShareMilli: 100}, {GPUs: 1}, {GPUs: 1, CPUMilli: 64}}
+	slices.SortFunc(classes, compareClasses)
+	want = []Class{{GPUs: 1}, {GPUs: 1, CPUMilli: 64}, {GPUs: 2}, {ShareMilli: 100}, {ShareMilli: 200}, {MIGProfile: "1g.5gb"}}
+	if !slices.Equal(classes, want) {
+		t.Errorf("canonical order %v, want %v", classes, want)
 	}
 }
 
@@ -242,5 +277,32 @@ func TestDistributionConcurrent(t *testing.T) {
 	wg.Wait()
 	if snap := d.Snapshot(); snap.Observations() != 2000 || d.Len() != MaxClasses {
 		t.Errorf("after concurrent use: %d observations, %d classes", snap.Observations(), d.Len())
+	}
+}
+
+func TestProductSet(t *testing.T) {
+	tests := []struct {
+		in   []string
+		want string
+	}{
+		{nil, ""},
+		{[]string{}, ""},
+		{[]string{""}, ""},
+		{[]string{"T4"}, "T4"},
+		{[]string{"V100", "T4", "V100", ""}, "T4|V100"},
+	}
+	for _, tt := range tests {
+		if got := ProductSet(tt.in); got != tt.want {
+			t.Errorf("ProductSet(%q) = %q, want %q", tt.in, got, tt.want)
+		}
+	}
+	c := Class{GPUs: 1, Products: ProductSet([]string{"V100", "T4"})}
+	for product, want := range map[string]bool{"T4": true, "V100": true, "V10": false, "": false, "T4|V100": false} {
+		if got := c.allows(product); got != want {
+			t.Errorf("class on %q allows %q = %v, want %v", c.Products, product, got, want)
+		}
+	}
+	if !(&Class{GPUs: 1}).allows("anything") {
+		t.Errorf("a class without products must allow every product")
 	}
 }

@@ -2,11 +2,14 @@ package gpu
 
 import "sync"
 
-// NonGPU is a node's free CPU and memory, which decide whether a class can
-// run there at all. A negative value means unknown and is not checked.
+// NonGPU is what besides its GPUs decides whether a class can run on a node
+// at all: its free CPU and memory (a negative value means unknown and is not
+// checked) and its GPU product, the value of its LabelProduct label, for
+// classes limited to some GPU models.
 type NonGPU struct {
 	CPUMilli  int64
 	MemoryMiB int64
+	Product   string
 }
 
 // Fragmentation is the expected free GPU capacity, in milli-GPUs, that a pod
@@ -15,8 +18,9 @@ type NonGPU struct {
 // node's free CPU and memory.
 //
 // For each class, if the node cannot host it at all (too few free whole
-// GPUs, no GPU with room for the share, no slot for the MIG profile, or too
-// little CPU or memory), all free GPU capacity counts as fragmented.
+// GPUs, no GPU with room for the share, no slot for the MIG profile, too
+// little CPU or memory, or a GPU product the class may not use), all free
+// GPU capacity counts as fragmented.
 // Otherwise the fragmented part is the free capacity on GPUs that cannot
 // serve the class by themselves: for a share of m milli the GPUs with less
 // than m free, for whole GPUs the GPUs that are partly used, for a MIG
@@ -56,7 +60,7 @@ func (s *NodeState) Fragmentation(free NonGPU, classes []WeightedClass) float64 
 // classFragmentation is the free capacity class c could not use; freeMilli
 // holds each GPU's free capacity and total their sum.
 func (s *NodeState) classFragmentation(free NonGPU, c *Class, freeMilli []int64, total int64) int64 {
-	if free.CPUMilli >= 0 && c.CPUMilli > free.CPUMilli || free.MemoryMiB >= 0 && c.MemoryMiB > free.MemoryMiB {
+	if free.CPUMilli >= 0 && c.CPUMilli > free.CPUMilli || free.MemoryMiB >= 0 && c.MemoryMiB > free.MemoryMiB || !c.allows(free.Product) {
 		return total
 	}
 	var frag int64

@@ -16,7 +16,7 @@ func TestFragmentationPackVersusSplit(t *testing.T) {
 	split := NewNodeState(topo)
 	mustAdd(t, split, Assignment{Shares: []Share{{0, 500}}})
 	mustAdd(t, split, Assignment{Shares: []Share{{1, 500}}})
-	free := NonGPU{-1, -1}
+	free := NonGPU{CPUMilli: -1, MemoryMiB: -1}
 	fp, fs := packed.Fragmentation(free, classes), split.Fragmentation(free, classes)
 	if fp != 0 || fs != 800 {
 		t.Errorf("packed %v split %v, want 0 and 800", fp, fs)
@@ -40,7 +40,7 @@ func TestFragmentationPackVersusSplit(t *testing.T) {
 }
 
 func TestFragmentationCases(t *testing.T) {
-	unknown := NonGPU{-1, -1}
+	unknown := NonGPU{CPUMilli: -1, MemoryMiB: -1}
 	mixed := func() *NodeState {
 		s := NewNodeState(mixedTopology()) // plain 0, 1; dynamic 2; static 3 (2x3g)
 		mustAdd(t, s, Assignment{Shares: []Share{{1, 400}}})
@@ -113,6 +113,16 @@ func TestFragmentationCases(t *testing.T) {
 			classes: []WeightedClass{{Class{ShareMilli: 100, MemoryMiB: 2048}, 1}}, want: 2885,
 		},
 		{
+			name:  "GPU product the class may not use",
+			state: mixed(), free: NonGPU{CPUMilli: -1, MemoryMiB: -1, Product: "G2"},
+			classes: []WeightedClass{{Class{ShareMilli: 100, Products: "T4|V100"}, 1}}, want: 2885,
+		},
+		{
+			name:  "GPU product the class may use",
+			state: mixed(), free: NonGPU{CPUMilli: -1, MemoryMiB: -1, Product: "V100"},
+			classes: []WeightedClass{{Class{GPUs: 1, Products: "T4|V100"}, 1}}, want: 600 + 428 + 857,
+		},
+		{
 			name:  "weighted sum",
 			state: mixed(), free: unknown,
 			classes: []WeightedClass{{Class{GPUs: 1}, 0.5}, {Class{GPUs: 2}, 0.25}, {Class{MIGProfile: "3g.40gb"}, 0.25}},
@@ -133,7 +143,7 @@ func TestFragmentationDelta(t *testing.T) {
 	s := NewNodeState(mixedTopology())
 	mustAdd(t, s, Assignment{Shares: []Share{{1, 700}}})
 	before := s.GPUs()
-	free, after := NonGPU{8000, 65536}, NonGPU{1000, 65536}
+	free, after := NonGPU{CPUMilli: 8000, MemoryMiB: 65536}, NonGPU{CPUMilli: 1000, MemoryMiB: 65536}
 
 	// A share of 300 fits GPU 1 exactly or breaks up the free GPU 0; the
 	// best fit must score lower.
@@ -180,7 +190,7 @@ func TestFragmentationDelta(t *testing.T) {
 
 func TestFragmentationDoesNotAllocate(t *testing.T) {
 	s, classes := benchmarkNode(t)
-	free := NonGPU{32000, 256000}
+	free := NonGPU{CPUMilli: 32000, MemoryMiB: 256000}
 	a := Assignment{Shares: []Share{{3, 200}}}
 	if n := testing.AllocsPerRun(100, func() { s.Fragmentation(free, classes) }); n != 0 {
 		t.Errorf("Fragmentation allocates %v times", n)
@@ -224,7 +234,7 @@ func benchmarkNode(tb testing.TB) (*NodeState, []WeightedClass) {
 
 func BenchmarkFragmentation(b *testing.B) {
 	s, classes := benchmarkNode(b)
-	free := NonGPU{32000, 256000}
+	free := NonGPU{CPUMilli: 32000, MemoryMiB: 256000}
 	b.ReportAllocs()
 	for b.Loop() {
 		s.Fragmentation(free, classes)
@@ -233,7 +243,7 @@ func BenchmarkFragmentation(b *testing.B) {
 
 func BenchmarkFragmentationDelta(b *testing.B) {
 	s, classes := benchmarkNode(b)
-	free, after := NonGPU{32000, 256000}, NonGPU{28000, 240000}
+	free, after := NonGPU{CPUMilli: 32000, MemoryMiB: 256000}, NonGPU{CPUMilli: 28000, MemoryMiB: 240000}
 	a := Assignment{Shares: []Share{{3, 200}}}
 	b.ReportAllocs()
 	for b.Loop() {

@@ -2,6 +2,7 @@ package replay
 
 import (
 	"context"
+	"fmt"
 	"path/filepath"
 	"runtime"
 	"strings"
@@ -190,6 +191,42 @@ func TestProfilesScoring(t *testing.T) {
 			if scoring[name] != on {
 				t.Errorf("profile %s: %s scores = %v, want %v (score plugins %v)", profile, name, scoring[name], on, scoring)
 			}
+		}
+	}
+}
+
+// TestRareGPUModelKeptForLimitedPods runs the real framework and plugins:
+// one small node of a rare GPU model (T4, 2 GPUs) and four 8-GPU nodes, one
+// of them taken by an 8-GPU pod and one T4 GPU by a pod limited to T4. A pod
+// that may run anywhere must not take the last T4 GPU while 8-GPU nodes
+// have room: the next pod limited to T4 would find none. (Plain FGD takes
+// it: that node could never host an 8-GPU pod anyway.)
+func TestRareGPUModelKeptForLimitedPods(t *testing.T) {
+	ctx := context.Background()
+	nodes := []*v1.Node{NodeRow{Name: "t4-0", CPUMilli: 104000, MemoryMiB: 512 << 10, GPUs: 2, Model: "T4"}.Node()}
+	for i := 0; i < 4; i++ {
+		nodes = append(nodes, NodeRow{Name: fmt.Sprintf("g2-%d", i), CPUMilli: 96000, MemoryMiB: 384 << 10, GPUs: 8, Model: "G2"}.Node())
+	}
+	sim, err := NewSimulator(ctx, ProfileTessera, nodes, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	steps := []struct {
+		pod      PodRow
+		wantNode func(string) bool
+	}{
+		{PodRow{Name: "big", CPUMilli: 32000, MemoryMiB: 64 << 10, NumGPU: 8, GPUMilli: 1000}, func(n string) bool { return strings.HasPrefix(n, "g2-") }},
+		{PodRow{Name: "t4-a", CPUMilli: 8000, MemoryMiB: 16 << 10, NumGPU: 1, GPUMilli: 1000, GPUSpec: []string{"T4"}}, func(n string) bool { return n == "t4-0" }},
+		{PodRow{Name: "any", CPUMilli: 8000, MemoryMiB: 16 << 10, NumGPU: 1, GPUMilli: 1000}, func(n string) bool { return strings.HasPrefix(n, "g2-") }},
+		{PodRow{Name: "t4-b", CPUMilli: 8000, MemoryMiB: 16 << 10, NumGPU: 1, GPUMilli: 1000, GPUSpec: []string{"T4"}}, func(n string) bool { return n == "t4-0" }},
+	}
+	for _, s := range steps {
+		node, err := sim.Schedule(ctx, s.pod.Pod(s.pod.Name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !s.wantNode(node) {
+			t.Fatalf("pod %s placed on %q", s.pod.Name, node)
 		}
 	}
 }

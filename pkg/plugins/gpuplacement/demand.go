@@ -2,6 +2,7 @@ package gpuplacement
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -37,6 +38,9 @@ type demand struct {
 	locality   gpu.Locality
 	cpuMilli   int64
 	memoryMiB  int64
+	// products are the GPU products the pod's node selector or required
+	// node affinity allows, in gpu.ProductSet form; empty when any.
+	products string
 }
 
 func (d *demand) isZero() bool {
@@ -88,6 +92,7 @@ func parseDemand(pod *v1.Pod) (*demand, error) {
 		}
 		d.shareMilli = milli
 	}
+	d.products = productsOf(pod)
 	if v, ok := pod.Annotations[AnnotationTopology]; ok {
 		switch strings.ToLower(strings.TrimSpace(v)) {
 		case "required":
@@ -99,4 +104,51 @@ func parseDemand(pod *v1.Pod) (*demand, error) {
 		}
 	}
 	return d, nil
+}
+
+// productsOf is the set of GPU products (values of gpu.LabelProduct) a pod
+// may run on by its nodeSelector and required node affinity, in
+// gpu.ProductSet form, or "" when that does not limit the product. Only
+// "In" expressions limit it: node selector terms are alternatives, so one
+// term without such an expression allows any product; expressions within a
+// term must all hold, so their value lists intersect; the nodeSelector
+// applies on top of the affinity. A pod limited to no product at all counts
+// as unlimited: it cannot be placed, and protecting capacity for it would
+// be wasted.
+func productsOf(pod *v1.Pod) string {
+	var allowed []string // nil: any product
+	if a := pod.Spec.Affinity; a != nil && a.NodeAffinity != nil && a.NodeAffinity.RequiredDuringSchedulingIgnoredDuringExecution != nil {
+		var union []string
+		for _, term := range a.NodeAffinity.RequiredDuringSchedulingIgnoredDuringExecution.NodeSelectorTerms {
+			var inTerm []string
+			limited := false
+			for _, e := range term.MatchExpressions {
+				if e.Key != gpu.LabelProduct || e.Operator != v1.NodeSelectorOpIn {
+					continue
+				}
+				if !limited {
+					inTerm, limited = slices.Clone(e.Values), true
+					continue
+				}
+				inTerm = slices.DeleteFunc(inTerm, func(p string) bool { return !slices.Contains(e.Values, p) })
+			}
+			if !limited {
+				union = nil
+				break
+			}
+			union = append(union, inTerm...)
+			if union == nil {
+				union = []string{}
+			}
+		}
+		allowed = union
+	}
+	if v, ok := pod.Spec.NodeSelector[gpu.LabelProduct]; ok {
+		if allowed == nil || slices.Contains(allowed, v) {
+			allowed = []string{v}
+		} else {
+			allowed = []string{}
+		}
+	}
+	return gpu.ProductSet(allowed)
 }

@@ -94,3 +94,50 @@ func TestRequestOnSingleStrategy(t *testing.T) {
 		t.Errorf("single-strategy node: %+v", r)
 	}
 }
+
+func TestProductsOf(t *testing.T) {
+	in := func(values ...string) v1.NodeSelectorRequirement {
+		return v1.NodeSelectorRequirement{Key: gpu.LabelProduct, Operator: v1.NodeSelectorOpIn, Values: values}
+	}
+	other := v1.NodeSelectorRequirement{Key: "zone", Operator: v1.NodeSelectorOpIn, Values: []string{"a"}}
+	notIn := v1.NodeSelectorRequirement{Key: gpu.LabelProduct, Operator: v1.NodeSelectorOpNotIn, Values: []string{"T4"}}
+	pod := func(selector map[string]string, terms ...[]v1.NodeSelectorRequirement) *v1.Pod {
+		p := st.MakePod().Req(map[v1.ResourceName]string{ResourceGPU: "1"}).Obj()
+		p.Spec.NodeSelector = selector
+		if len(terms) > 0 {
+			ns := &v1.NodeSelector{}
+			for _, exprs := range terms {
+				ns.NodeSelectorTerms = append(ns.NodeSelectorTerms, v1.NodeSelectorTerm{MatchExpressions: exprs})
+			}
+			p.Spec.Affinity = &v1.Affinity{NodeAffinity: &v1.NodeAffinity{RequiredDuringSchedulingIgnoredDuringExecution: ns}}
+		}
+		return p
+	}
+	tests := []struct {
+		name string
+		pod  *v1.Pod
+		want string
+	}{
+		{"no constraint", pod(nil), ""},
+		{"node selector", pod(map[string]string{gpu.LabelProduct: "T4"}), "T4"},
+		{"other node selector", pod(map[string]string{"zone": "a"}), ""},
+		{"affinity In, sorted and deduplicated", pod(nil, []v1.NodeSelectorRequirement{in("V100", "T4", "V100"), other}), "T4|V100"},
+		{"terms are alternatives", pod(nil, []v1.NodeSelectorRequirement{in("T4")}, []v1.NodeSelectorRequirement{in("A10")}), "A10|T4"},
+		{"a term without a product allows any", pod(nil, []v1.NodeSelectorRequirement{in("T4")}, []v1.NodeSelectorRequirement{other}), ""},
+		{"expressions in a term intersect", pod(nil, []v1.NodeSelectorRequirement{in("T4", "V100"), in("V100", "A10")}), "V100"},
+		{"NotIn does not limit", pod(nil, []v1.NodeSelectorRequirement{notIn}), ""},
+		{"selector within affinity", pod(map[string]string{gpu.LabelProduct: "T4"}, []v1.NodeSelectorRequirement{in("T4", "V100")}), "T4"},
+		{"selector outside affinity: nothing allowed, counted as unlimited", pod(map[string]string{gpu.LabelProduct: "A10"}, []v1.NodeSelectorRequirement{in("T4")}), ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := productsOf(tt.pod); got != tt.want {
+				t.Errorf("productsOf = %q, want %q", got, tt.want)
+			}
+			d, err := parseDemand(tt.pod)
+			if err != nil || d.products != tt.want {
+				t.Errorf("parseDemand: products %q, err %v; want %q", d.products, err, tt.want)
+			}
+		})
+	}
+}

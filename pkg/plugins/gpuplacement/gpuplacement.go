@@ -182,15 +182,43 @@ func (pl *GPUPlacement) PreFilter(ctx context.Context, cs fwk.CycleState, pod *v
 	}
 	if pl.observed.firstTime(pod.UID) {
 		if c, ok := gpu.ClassOf(d.requestOn(""), d.cpuMilli, d.memoryMiB); ok {
+			c.Products = d.products
 			pl.demand.Observe(c)
 		}
 	}
 	s := &cycleState{demand: d, picks: map[string]*pick{}}
 	if pl.args.ScoringStrategy == FragmentationAware {
-		s.classes = pl.demand.Snapshot().Classes()
+		s.classes = pl.classes(ctx, pl.demand.Snapshot())
 	}
 	cs.Write(stateKey, s)
 	return nil, nil
+}
+
+// classes are the demand classes one cycle scores against: the learned
+// distribution, with classes limited to some GPU products weighted by how
+// scarce their free capacity is (see gpu.WeighByScarcity). Only then does it
+// sum up the cluster's free capacity by product, once per cycle.
+func (pl *GPUPlacement) classes(ctx context.Context, snap gpu.DistributionSnapshot) []gpu.WeightedClass {
+	classes := snap.Classes()
+	if !slices.ContainsFunc(classes, func(c gpu.WeightedClass) bool { return c.Products != "" }) {
+		return classes
+	}
+	lister := pl.handle.SnapshotSharedLister()
+	if lister == nil {
+		return classes
+	}
+	nodes, err := lister.NodeInfos().List()
+	if err != nil {
+		return classes
+	}
+	logger := klog.FromContext(ctx)
+	free := map[string]int64{}
+	for _, ni := range nodes {
+		if ns := pl.nodeStateFor(logger, ni); ns.state != nil {
+			free[ni.Node().Labels[gpu.LabelProduct]] += ns.state.FreeMilli()
+		}
+	}
+	return gpu.WeighByScarcity(classes, free)
 }
 
 // PreFilterExtensions returns nil: node state is derived from the NodeInfo
@@ -273,17 +301,19 @@ func (pl *GPUPlacement) bestShareGPU(s *cycleState, p *pick) {
 	p.raw, p.scored = best, true
 }
 
-// after is the node's free CPU and memory once the pod runs there.
+// after is the node's free CPU and memory once the pod runs there (its
+// product does not change).
 func (s *cycleState) after(free gpu.NonGPU) gpu.NonGPU {
-	return gpu.NonGPU{CPUMilli: free.CPUMilli - s.demand.cpuMilli, MemoryMiB: free.MemoryMiB - s.demand.memoryMiB}
+	return gpu.NonGPU{CPUMilli: free.CPUMilli - s.demand.cpuMilli, MemoryMiB: free.MemoryMiB - s.demand.memoryMiB, Product: free.Product}
 }
 
-// freeNonGPU is the node's unrequested CPU and memory.
+// freeNonGPU is the node's unrequested CPU and memory, and its GPU product.
 func freeNonGPU(ni fwk.NodeInfo) gpu.NonGPU {
 	alloc, req := ni.GetAllocatable(), ni.GetRequested()
 	return gpu.NonGPU{
 		CPUMilli:  alloc.GetMilliCPU() - req.GetMilliCPU(),
 		MemoryMiB: (alloc.GetMemory() - req.GetMemory()) >> 20,
+		Product:   ni.Node().Labels[gpu.LabelProduct],
 	}
 }
 
@@ -293,7 +323,7 @@ func freeNonGPU(ni fwk.NodeInfo) gpu.NonGPU {
 // use them), so it is steered to where it strands the least — preferably
 // nodes without GPUs. In a cluster that never saw a GPU pod this costs
 // nothing.
-func (pl *GPUPlacement) PreScore(_ context.Context, cs fwk.CycleState, pod *v1.Pod, _ []fwk.NodeInfo) *fwk.Status {
+func (pl *GPUPlacement) PreScore(ctx context.Context, cs fwk.CycleState, pod *v1.Pod, _ []fwk.NodeInfo) *fwk.Status {
 	if _, err := getCycleState(cs); err == nil {
 		return nil
 	}
@@ -308,7 +338,7 @@ func (pl *GPUPlacement) PreScore(_ context.Context, cs fwk.CycleState, pod *v1.P
 	if err != nil || !d.isZero() {
 		return fwk.NewStatus(fwk.Skip)
 	}
-	cs.Write(stateKey, &cycleState{demand: d, classes: snap.Classes(), picks: map[string]*pick{}})
+	cs.Write(stateKey, &cycleState{demand: d, classes: pl.classes(ctx, snap), picks: map[string]*pick{}})
 	return nil
 }
 

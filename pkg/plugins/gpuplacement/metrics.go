@@ -85,7 +85,7 @@ func (m *nodeMetrics) run(ctx context.Context, pl *GPUPlacement, f informers.Sha
 			gpuFree.WithLabelValues(n.Name).Set(float64(ns.state.FreeMilli()) / 1000)
 			stranded := 0.0
 			if len(classes) > 0 {
-				stranded = ns.state.Fragmentation(gpu.NonGPU{CPUMilli: -1, MemoryMiB: -1}, classes) / 1000
+				stranded = ns.state.Fragmentation(gpu.NonGPU{CPUMilli: -1, MemoryMiB: -1, Product: n.Labels[gpu.LabelProduct]}, classes) / 1000
 			}
 			gpuStranded.WithLabelValues(n.Name).Set(stranded)
 		}
