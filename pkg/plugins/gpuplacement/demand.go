@@ -116,39 +116,41 @@ func parseDemand(pod *v1.Pod) (*demand, error) {
 // as unlimited: it cannot be placed, and protecting capacity for it would
 // be wasted.
 func productsOf(pod *v1.Pod) string {
-	var allowed []string // nil: any product
+	var allowed []string
+	limited := false // allowed holds the only products allowed
 	if a := pod.Spec.Affinity; a != nil && a.NodeAffinity != nil && a.NodeAffinity.RequiredDuringSchedulingIgnoredDuringExecution != nil {
-		var union []string
 		for _, term := range a.NodeAffinity.RequiredDuringSchedulingIgnoredDuringExecution.NodeSelectorTerms {
-			var inTerm []string
-			limited := false
-			for _, e := range term.MatchExpressions {
-				if e.Key != gpu.LabelProduct || e.Operator != v1.NodeSelectorOpIn {
-					continue
-				}
-				if !limited {
-					inTerm, limited = slices.Clone(e.Values), true
-					continue
-				}
-				inTerm = slices.DeleteFunc(inTerm, func(p string) bool { return !slices.Contains(e.Values, p) })
-			}
-			if !limited {
-				union = nil
+			inTerm, ok := termProducts(term)
+			if !ok {
+				allowed, limited = nil, false
 				break
 			}
-			union = append(union, inTerm...)
-			if union == nil {
-				union = []string{}
-			}
+			allowed, limited = append(allowed, inTerm...), true
 		}
-		allowed = union
 	}
 	if v, ok := pod.Spec.NodeSelector[gpu.LabelProduct]; ok {
-		if allowed == nil || slices.Contains(allowed, v) {
+		if !limited || slices.Contains(allowed, v) {
 			allowed = []string{v}
 		} else {
-			allowed = []string{}
+			allowed = nil
 		}
 	}
 	return gpu.ProductSet(allowed)
+}
+
+// termProducts is the products one node selector term allows: the
+// intersection of its "In" expressions on gpu.LabelProduct. ok is false
+// when the term has none, and so allows any product.
+func termProducts(term v1.NodeSelectorTerm) (products []string, ok bool) {
+	for _, e := range term.MatchExpressions {
+		if e.Key != gpu.LabelProduct || e.Operator != v1.NodeSelectorOpIn {
+			continue
+		}
+		if !ok {
+			products, ok = slices.Clone(e.Values), true
+			continue
+		}
+		products = slices.DeleteFunc(products, func(p string) bool { return !slices.Contains(e.Values, p) })
+	}
+	return products, ok
 }
