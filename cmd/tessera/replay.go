@@ -153,6 +153,9 @@ func runReplay(ctx context.Context, out, errOut io.Writer, o replayOptions) erro
 	for _, ref := range refs {
 		fmt.Fprintf(out, "%-10s %9.2f%%  (published, paper's artifact)\n", "FGD", ref.Allocated)
 	}
+	for _, r := range results {
+		printBreakdown(out, r)
+	}
 	if o.plot != "" {
 		fmt.Fprintf(out, "\nPlot: %s\n", o.plot)
 	}
@@ -226,3 +229,35 @@ func (p *progress) update(seed int64, done, total int) {
 }
 
 func (p *progress) finish() {}
+
+// printBreakdown tells where the capacity that is not allocated is when
+// arrived reaches 100 %, averaged over the seeds: what to look at before
+// tuning a placement policy.
+func printBreakdown(out io.Writer, r *replay.Result) {
+	b := replay.MeanBreakdown(r.Seeds)
+	if r.GPUs == 0 || len(r.Seeds) == 0 {
+		return
+	}
+	over := "seed " + strconv.FormatInt(r.Seeds[0].Seed, 10)
+	if len(r.Seeds) > 1 {
+		over = fmt.Sprintf("mean over %d seeds", len(r.Seeds))
+	}
+	fmt.Fprintf(out, "\nAt arrived = %.0f%% (%s, %s): allocated %.2f%%\n", b.Arrived, r.Profile, over, b.Allocated)
+	gaps := make([]string, 0, 4)
+	for i, g := range b.Gaps {
+		if i == 4 {
+			break
+		}
+		gaps = append(gaps, fmt.Sprintf("%dm on %d", g.FreeMilli, g.GPUs))
+	}
+	fmt.Fprintf(out, "  %-26s %5.2f%%  (free milli-GPU on each: %s)\n", "free on partly used GPUs", b.PartlyUsedFree, strings.Join(gaps, ", "))
+	fmt.Fprintf(out, "  %-26s %5.2f%%  (%d GPUs, %d of them on nodes without the CPU or memory of a median 1-GPU pod)\n",
+		"idle GPUs", float64(b.IdleGPUs)*100/float64(r.GPUs), b.IdleGPUs, b.IdleGPUsStranded)
+	dropped := make([]string, 0, len(b.Dropped))
+	total := 0.0
+	for _, d := range b.Dropped {
+		total += d.GPU
+		dropped = append(dropped, fmt.Sprintf("%s %d (%.2f%%)", d.Kind, d.Pods, d.GPU))
+	}
+	fmt.Fprintf(out, "  %-26s %5.2f%%  (pods: %s)\n", "dropped until then", total, strings.Join(dropped, ", "))
+}

@@ -3,6 +3,7 @@ package replay
 import (
 	"context"
 	"fmt"
+	"math"
 	"path/filepath"
 	"runtime"
 	"strings"
@@ -103,6 +104,7 @@ func TestReplaySliceInvariants(t *testing.T) {
 			if sr.AllocAt100 <= 0 || sr.AllocAt100 > 100 {
 				t.Errorf("allocation at 100%% arrived = %v", sr.AllocAt100)
 			}
+			checkBreakdown(t, res.GPUs, sr.AtFull)
 			for _, ni := range sim.NodeInfos() {
 				node := ni.Node()
 				var cpu, mem int64
@@ -228,5 +230,43 @@ func TestRareGPUModelKeptForLimitedPods(t *testing.T) {
 		if !s.wantNode(node) {
 			t.Fatalf("pod %s placed on %q", s.pod.Name, node)
 		}
+	}
+}
+
+// checkBreakdown checks that a breakdown accounts for every GPU: allocated
+// plus free on partly used GPUs plus idle GPUs is the whole capacity, its
+// gaps add up to the partly used free capacity, and what was dropped is
+// what arrived but was not allocated.
+func checkBreakdown(t *testing.T, gpus int, b *Breakdown) {
+	t.Helper()
+	if b == nil {
+		t.Fatal("no breakdown at arrived = 100%")
+	}
+	if b.Arrived < 100 || b.Arrived > 110 {
+		t.Errorf("breakdown taken at arrived %.2f%%, want the first arrival at or above 100%%", b.Arrived)
+	}
+	idle := float64(b.IdleGPUs) * 100 / float64(gpus)
+	if sum := b.Allocated + b.PartlyUsedFree + idle; math.Abs(sum-100) > 1e-6 {
+		t.Errorf("allocated %.3f%% + free on partly used GPUs %.3f%% + idle %.3f%% = %.3f%%, want 100%%", b.Allocated, b.PartlyUsedFree, idle, sum)
+	}
+	var gaps int64
+	for _, g := range b.Gaps {
+		if g.FreeMilli <= 0 || g.FreeMilli >= 1000 || g.GPUs <= 0 {
+			t.Errorf("gap %+v: want 0 < free < 1000 on at least one GPU", g)
+		}
+		gaps += g.FreeMilli * int64(g.GPUs)
+	}
+	if got := float64(gaps) * 100 / float64(gpus*1000); math.Abs(got-b.PartlyUsedFree) > 1e-6 {
+		t.Errorf("gaps hold %.3f%%, free on partly used GPUs is %.3f%%", got, b.PartlyUsedFree)
+	}
+	dropped := 0.0
+	for _, d := range b.Dropped {
+		dropped += d.GPU
+	}
+	if math.Abs(dropped-(b.Arrived-b.Allocated)) > 1e-6 {
+		t.Errorf("dropped %.3f%% of GPU capacity, but arrived %.3f%% - allocated %.3f%% = %.3f%%", dropped, b.Arrived, b.Allocated, b.Arrived-b.Allocated)
+	}
+	if b.IdleGPUsStranded > b.IdleGPUs {
+		t.Errorf("%d stranded of %d idle GPUs", b.IdleGPUsStranded, b.IdleGPUs)
 	}
 }

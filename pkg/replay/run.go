@@ -45,6 +45,9 @@ type SeedResult struct {
 	AllocAt100 float64       `json:"gpu_alloc_ratio_at_100"`
 	Curve      []Point       `json:"curve"`
 	Duration   time.Duration `json:"duration_ns"`
+	// AtFull says where the unallocated capacity is when arrived first
+	// reaches 100 %.
+	AtFull *Breakdown `json:"at_100,omitempty"`
 }
 
 // Result is a whole replay: one profile over several seeds.
@@ -113,6 +116,11 @@ func runSeed(ctx context.Context, o Options, seed int64, capacity int64) (*SeedR
 	sr := &SeedResult{Seed: seed, Pods: len(pods)}
 	sums, counts := map[int]float64{}, map[int]int{}
 	var arrived, allocated int64
+	var typical *PodRow
+	if cpu, mem, ok := typicalOneGPU(o.Pods); ok {
+		typical = &PodRow{CPUMilli: cpu, MemoryMiB: mem}
+	}
+	dropped := map[string]dropCount{}
 	for i, p := range pods {
 		if err := ctx.Err(); err != nil {
 			return nil, err
@@ -124,9 +132,15 @@ func runSeed(ctx context.Context, o Options, seed int64, capacity int64) (*SeedR
 		arrived += p.GPURequestMilli()
 		if node == "" {
 			sr.Dropped++
+			d := dropped[podKind(p)]
+			dropped[podKind(p)] = dropCount{pods: d.pods + 1, milli: d.milli + p.GPURequestMilli()}
 		} else {
 			sr.Scheduled++
 			allocated += p.GPURequestMilli()
+		}
+		if sr.AtFull == nil && (arrived >= capacity || i == len(pods)-1) {
+			b := breakdown(sim.NodeInfos(), capacity, arrived, allocated, dropped, typical)
+			sr.AtFull = &b
 		}
 		a := int(math.Round(float64(arrived) * 100 / float64(capacity)))
 		sums[a] += float64(allocated) * 100 / float64(capacity)
