@@ -234,10 +234,10 @@ func (p *progress) finish() {}
 // arrived reaches 100 %, averaged over the seeds: what to look at before
 // tuning a placement policy.
 func printBreakdown(out io.Writer, r *replay.Result) {
-	b := replay.MeanBreakdown(r.Seeds)
 	if r.GPUs == 0 || len(r.Seeds) == 0 {
 		return
 	}
+	b := replay.MeanBreakdown(r.Seeds)
 	over := "seed " + strconv.FormatInt(r.Seeds[0].Seed, 10)
 	if len(r.Seeds) > 1 {
 		over = fmt.Sprintf("mean over %d seeds", len(r.Seeds))

@@ -71,9 +71,9 @@ func podKind(p PodRow) string {
 	return fmt.Sprintf("%d-GPU", p.NumGPU)
 }
 
-// typicalOneGPU is the median CPU and memory request of the trace's
-// one-GPU pods; ok is false when it has none.
-func typicalOneGPU(pods []PodRow) (cpuMilli, memoryMiB int64, ok bool) {
+// typicalOneGPU is a pod with the median CPU and memory request of the
+// trace's one-GPU pods, or nil when it has none.
+func typicalOneGPU(pods []PodRow) *PodRow {
 	var cpus, mems []int64
 	for _, p := range pods {
 		if p.NumGPU == 1 && p.GPUMilli >= 1000 {
@@ -82,11 +82,11 @@ func typicalOneGPU(pods []PodRow) (cpuMilli, memoryMiB int64, ok bool) {
 		}
 	}
 	if len(cpus) == 0 {
-		return 0, 0, false
+		return nil
 	}
 	slices.Sort(cpus)
 	slices.Sort(mems)
-	return cpus[len(cpus)/2], mems[len(mems)/2], true
+	return &PodRow{CPUMilli: cpus[len(cpus)/2], MemoryMiB: mems[len(mems)/2]}
 }
 
 // breakdown takes the Breakdown of the simulated cluster; dropped holds the

@@ -31,11 +31,10 @@ func TestTypicalOneGPU(t *testing.T) {
 		{NumGPU: 1, GPUMilli: 500, CPUMilli: 64000, MemoryMiB: 9000}, // a share: not counted
 		{NumGPU: 8, GPUMilli: 1000, CPUMilli: 96000, MemoryMiB: 9000},
 	}
-	cpu, mem, ok := typicalOneGPU(pods)
-	if !ok || cpu != 4000 || mem != 200 {
-		t.Errorf("typicalOneGPU = %d, %d, %v; want the medians 4000, 200", cpu, mem, ok)
+	if got := typicalOneGPU(pods); got == nil || got.CPUMilli != 4000 || got.MemoryMiB != 200 {
+		t.Errorf("typicalOneGPU = %+v; want the medians 4000, 200", got)
 	}
-	if _, _, ok := typicalOneGPU(pods[3:]); ok {
+	if got := typicalOneGPU(pods[3:]); got != nil {
 		t.Error("typicalOneGPU found a one-GPU pod in a trace without any")
 	}
 }

@@ -82,8 +82,9 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	}
 	capacity := int64(res.GPUs) * 1000
 	start := time.Now()
+	typical := typicalOneGPU(o.Pods)
 	for _, seed := range o.Seeds {
-		sr, err := runSeed(ctx, o, seed, capacity)
+		sr, err := runSeed(ctx, o, seed, capacity, typical)
 		if err != nil {
 			return nil, fmt.Errorf("seed %d: %w", seed, err)
 		}
@@ -96,7 +97,9 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	return res, nil
 }
 
-func runSeed(ctx context.Context, o Options, seed int64, capacity int64) (*SeedResult, error) {
+// runSeed replays one seed; typical is the trace's median one-GPU pod, for
+// the breakdown (nil when it has none).
+func runSeed(ctx context.Context, o Options, seed int64, capacity int64, typical *PodRow) (*SeedResult, error) {
 	start := time.Now()
 	nodes := make([]*v1.Node, 0, len(o.Nodes))
 	for _, n := range o.Nodes {
@@ -116,10 +119,6 @@ func runSeed(ctx context.Context, o Options, seed int64, capacity int64) (*SeedR
 	sr := &SeedResult{Seed: seed, Pods: len(pods)}
 	sums, counts := map[int]float64{}, map[int]int{}
 	var arrived, allocated int64
-	var typical *PodRow
-	if cpu, mem, ok := typicalOneGPU(o.Pods); ok {
-		typical = &PodRow{CPUMilli: cpu, MemoryMiB: mem}
-	}
 	dropped := map[string]dropCount{}
 	for i, p := range pods {
 		if err := ctx.Err(); err != nil {
@@ -132,8 +131,9 @@ func runSeed(ctx context.Context, o Options, seed int64, capacity int64) (*SeedR
 		arrived += p.GPURequestMilli()
 		if node == "" {
 			sr.Dropped++
-			d := dropped[podKind(p)]
-			dropped[podKind(p)] = dropCount{pods: d.pods + 1, milli: d.milli + p.GPURequestMilli()}
+			kind := podKind(p)
+			d := dropped[kind]
+			dropped[kind] = dropCount{pods: d.pods + 1, milli: d.milli + p.GPURequestMilli()}
 		} else {
 			sr.Scheduled++
 			allocated += p.GPURequestMilli()
