@@ -198,6 +198,9 @@ type Distribution struct {
 	index    map[Class]int
 	entries  []distEntry
 	observed int64
+	// version changes whenever a class is added, removed or moved in
+	// entries, so that a snapshot's storage order can key caches.
+	version uint64
 }
 
 type distEntry struct {
@@ -243,6 +246,7 @@ func (d *Distribution) Observe(c Class) {
 	if len(d.entries) >= MaxClasses {
 		d.evictLightest()
 	}
+	d.version++
 	d.index[c] = len(d.entries)
 	d.entries = append(d.entries, distEntry{class: c, raw: d.scale})
 }
@@ -256,6 +260,9 @@ func (d *Distribution) renormalize() {
 		if e.raw > 1e-200 {
 			kept = append(kept, e)
 		}
+	}
+	if len(kept) < len(d.entries) {
+		d.version++
 	}
 	clear(d.entries[len(kept):])
 	d.entries = kept
@@ -345,12 +352,24 @@ func (d *Distribution) classesLocked() []WeightedClass {
 func (d *Distribution) Snapshot() DistributionSnapshot {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	return DistributionSnapshot{classes: d.classesLocked(), observed: d.observed}
+	snap := DistributionSnapshot{classes: d.classesLocked(), observed: d.observed, version: d.version}
+	snap.stored = make([]Class, len(d.entries))
+	for i, e := range d.entries {
+		snap.stored[i] = e.class
+	}
+	snap.slots = make([]int, len(snap.classes))
+	for i, c := range snap.classes {
+		snap.slots[i] = d.index[c.Class]
+	}
+	return snap
 }
 
 // DistributionSnapshot is an immutable view of a Distribution.
 type DistributionSnapshot struct {
 	classes  []WeightedClass
+	stored   []Class
+	slots    []int
+	version  uint64
 	observed int64
 }
 
@@ -364,4 +383,24 @@ func (s DistributionSnapshot) Classes() []WeightedClass {
 // Observations is the number of observations the distribution had counted.
 func (s DistributionSnapshot) Observations() int64 {
 	return s.observed
+}
+
+// Stored returns the snapshot's classes in the order the distribution
+// stores them. Unlike Classes, whose order follows the weights, this order
+// changes only when Version does, so per-class values derived from a node
+// (see NodeState.Reach) can be cached in it across scheduling cycles. The
+// slice is shared: callers must not modify it.
+func (s DistributionSnapshot) Stored() []Class {
+	return s.stored
+}
+
+// Slot is the position in Stored of the i-th class of Classes.
+func (s DistributionSnapshot) Slot(i int) int {
+	return s.slots[i]
+}
+
+// Version identifies the set and storage order of the classes: two
+// snapshots of one Distribution with the same Version have the same Stored.
+func (s DistributionSnapshot) Version() uint64 {
+	return s.version
 }

@@ -258,6 +258,48 @@ func TestDistributionSnapshot(t *testing.T) {
 	}
 }
 
+// TestDistributionStoredOrder: Stored keeps its order, and Version its
+// value, while only weights change, so per-class caches indexed by it stay
+// valid; Slot maps the weight-ordered classes onto it.
+func TestDistributionStoredOrder(t *testing.T) {
+	d := NewDistribution(0)
+	for range 3 {
+		d.Observe(Class{ShareMilli: 500})
+	}
+	d.Observe(Class{GPUs: 1})
+	before := d.Snapshot()
+	for range 5 {
+		d.Observe(Class{GPUs: 1}) // now the heaviest: Classes reorders
+	}
+	after := d.Snapshot()
+	if after.Version() != before.Version() || !slices.Equal(after.Stored(), before.Stored()) {
+		t.Errorf("weights alone changed the storage: version %d -> %d, %v -> %v", before.Version(), after.Version(), before.Stored(), after.Stored())
+	}
+	if after.Classes()[0].Class == before.Classes()[0].Class {
+		t.Fatalf("premise: the weight order should have changed: %v", after.Classes())
+	}
+	for _, snap := range []DistributionSnapshot{before, after} {
+		for i, c := range snap.Classes() {
+			if got := snap.Stored()[snap.Slot(i)]; got != c.Class {
+				t.Errorf("Slot(%d) points at %v, want %v", i, got, c.Class)
+			}
+		}
+	}
+	d.Observe(Class{ShareMilli: 250})
+	if d.Snapshot().Version() == after.Version() {
+		t.Errorf("a new class did not change the version")
+	}
+	full := NewDistribution(0)
+	for i := range MaxClasses {
+		full.Observe(Class{ShareMilli: 1 + i})
+	}
+	v := full.Snapshot().Version()
+	full.Observe(Class{ShareMilli: 999}) // evicts one
+	if full.Snapshot().Version() == v {
+		t.Errorf("an eviction did not change the version")
+	}
+}
+
 func TestDistributionConcurrent(t *testing.T) {
 	d := NewDistribution(50)
 	var wg sync.WaitGroup

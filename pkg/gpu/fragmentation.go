@@ -105,6 +105,35 @@ func (s *NodeState) classFragmentation(free NonGPU, c *Class, freeMilli []int64,
 	return frag
 }
 
+// Reach writes into out, for each of classes, the node's free GPU capacity
+// the class could use: the free capacity minus the class's fragmentation
+// (see Fragmentation), 0 where the node cannot host the class at all. free
+// is the node's free CPU and memory. Summed over a cluster's nodes it tells
+// how much room each class still has (see WeighByScarcity). out is reused
+// when it has the capacity.
+func (s *NodeState) Reach(free NonGPU, classes []Class, out []int64) []int64 {
+	var buf [16]int64
+	freeMilli := buf[:0]
+	if len(s.gpus) > len(buf) {
+		freeMilli = make([]int64, 0, len(s.gpus))
+	}
+	var total int64
+	for pos := range s.gpus {
+		m := s.freeMilli(pos)
+		freeMilli = append(freeMilli, m)
+		total += m
+	}
+	out = out[:0]
+	for i := range classes {
+		r := int64(0)
+		if total > 0 {
+			r = total - s.classFragmentation(free, &classes[i], freeMilli, total)
+		}
+		out = append(out, r)
+	}
+	return out
+}
+
 // migFits reports whether one more instance of profile could be held on the
 // GPU at pos: a free existing instance, or room to create one on a
 // MIG-dynamic GPU.

@@ -6,16 +6,18 @@ import (
 )
 
 func TestWeighByScarcity(t *testing.T) {
-	free := map[string]int64{"G2": 7000, "T4": 1000, "V100": 2000, "": 0}
 	classes := []WeightedClass{
-		{Class{GPUs: 1}, 0.5},
+		{Class{GPUs: 1}, 0.4},
 		{Class{GPUs: 1, Products: "T4"}, 0.2},
-		{Class{ShareMilli: 500, Products: "T4|V100"}, 0.2},
-		{Class{GPUs: 1, Products: "A100"}, 0.1}, // no free capacity on A100 at all
+		{Class{ShareMilli: 500}, 0.2},
+		{Class{GPUs: 8}, 0.1},
+		{Class{GPUs: 1, Products: "A100"}, 0.1},
 	}
-	got := WeighByScarcity(classes, free)
-	// 10000 milli free in all; T4 has 1000 of it, T4 or V100 3000.
-	want := []float64{0.5, 0.2 * 10, 0.2 * 10.0 / 3, 0.1}
+	// 10000 milli free in all: everywhere usable for shares, 1000 of it for
+	// the T4 class, 2500 for whole GPUs, none for 8 GPUs or A100.
+	reach := []int64{2500, 1000, 10000, 0, 0}
+	got := WeighByScarcity(classes, reach, 10000)
+	want := []float64{0.4 * 4, 0.2 * 10, 0.2, 0.1, 0.1}
 	for i := range want {
 		if math.Abs(got[i].Weight-want[i]) > 1e-9 {
 			t.Errorf("class %v: weight %v, want %v", got[i].Class, got[i].Weight, want[i])
@@ -27,15 +29,43 @@ func TestWeighByScarcity(t *testing.T) {
 	if classes[1].Weight != 0.2 {
 		t.Errorf("the input was modified: %v", classes[1].Weight)
 	}
-	// As the rest of the cluster fills, the factor falls to 1.
-	got = WeighByScarcity(classes, map[string]int64{"G2": 0, "T4": 1000})
-	if got[1].Weight != 0.2 {
-		t.Errorf("with only T4 capacity left the T4 class weighs %v, want its plain 0.2", got[1].Weight)
+	// A full cluster leaves the weights alone.
+	got = WeighByScarcity(classes, make([]int64, len(classes)), 0)
+	for i := range got {
+		if got[i].Weight != classes[i].Weight {
+			t.Errorf("full cluster: class %v weighs %v, want %v", got[i].Class, got[i].Weight, classes[i].Weight)
+		}
 	}
+}
 
-	unlimited := []WeightedClass{{Class{GPUs: 1}, 1}}
-	if got := WeighByScarcity(unlimited, free); &got[0] != &unlimited[0] {
-		t.Errorf("classes without products were copied")
+func TestReach(t *testing.T) {
+	s := NewNodeState(DefaultTopology("T4", 4))
+	mustAdd(t, s, Assignment{GPUs: []int{0}})
+	mustAdd(t, s, Assignment{Shares: []Share{{GPU: 1, Milli: 700}}})
+	// Free: GPU 1 300 milli, GPUs 2 and 3 whole: 2300 in all.
+	classes := []Class{
+		{GPUs: 1},
+		{GPUs: 2},
+		{GPUs: 3},
+		{ShareMilli: 200},
+		{ShareMilli: 500},
+		{GPUs: 1, Products: "V100"},
+		{GPUs: 1, CPUMilli: 9000},
+	}
+	free := NonGPU{CPUMilli: 8000, MemoryMiB: -1, Product: "T4"}
+	got := s.Reach(free, classes, nil)
+	want := []int64{2000, 2000, 0, 2300, 2000, 0, 0}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Errorf("class %v: reach %d, want %d", classes[i], got[i], want[i])
+		}
+	}
+	// Reach and Fragmentation agree: reach + fragmentation = free capacity.
+	for i, c := range classes {
+		f := s.Fragmentation(free, []WeightedClass{{c, 1}})
+		if got[i]+int64(f) != 2300 {
+			t.Errorf("class %v: reach %d + fragmentation %v != 2300", c, got[i], f)
+		}
 	}
 }
 
@@ -48,7 +78,6 @@ func TestWeighByScarcity(t *testing.T) {
 func TestScarcityKeepsRareProductFree(t *testing.T) {
 	small := NewNodeState(DefaultTopology("T4", 2))
 	mustAdd(t, small, Assignment{GPUs: []int{0}})
-	big := NewNodeState(DefaultTopology("G2", 8))
 	classes := []WeightedClass{
 		{Class{GPUs: 8}, 1.0 / 3},
 		{Class{GPUs: 1, Products: "T4"}, 1.0 / 3},
@@ -64,11 +93,27 @@ func TestScarcityKeepsRareProductFree(t *testing.T) {
 		}
 		return d
 	}
+	big := NewNodeState(DefaultTopology("G2", 8))
 	if dSmall, dBig := delta(small, "T4", classes), delta(big, "G2", classes); dSmall >= dBig {
 		t.Fatalf("plain FGD: small node %v, big node %v; the premise (small node preferred) does not hold", dSmall, dBig)
 	}
-	// Three empty G2 nodes and this T4 node are free.
-	weighted := WeighByScarcity(classes, map[string]int64{"G2": 24000, "T4": 1000})
+	// The cluster: this T4 node and three empty G2 nodes.
+	plain := make([]Class, len(classes))
+	for i := range classes {
+		plain[i] = classes[i].Class
+	}
+	reach := make([]int64, len(classes))
+	free := small.FreeMilli()
+	for i, r := range small.Reach(NonGPU{CPUMilli: -1, MemoryMiB: -1, Product: "T4"}, plain, nil) {
+		reach[i] += r
+	}
+	for range 3 {
+		free += big.FreeMilli()
+		for i, r := range big.Reach(NonGPU{CPUMilli: -1, MemoryMiB: -1, Product: "G2"}, plain, nil) {
+			reach[i] += r
+		}
+	}
+	weighted := WeighByScarcity(classes, reach, free)
 	if dSmall, dBig := delta(small, "T4", weighted), delta(big, "G2", weighted); dBig >= dSmall {
 		t.Errorf("weighted by scarcity: small node %v, big node %v; want the big node preferred", dSmall, dBig)
 	}

@@ -195,12 +195,14 @@ func (pl *GPUPlacement) PreFilter(ctx context.Context, cs fwk.CycleState, pod *v
 }
 
 // classes are the demand classes one cycle scores against: the learned
-// distribution, with classes limited to some GPU products weighted by how
-// scarce their free capacity is (see gpu.WeighByScarcity). Only then does it
-// sum up the cluster's free capacity by product, once per cycle.
+// distribution, each class weighted by how scarce the room left for it in
+// the cluster is (see gpu.WeighByScarcity). A node's room per class is
+// cached with its state, so a cycle recomputes it only for the nodes that
+// changed since the last one (usually the one the last pod went to) and
+// otherwise only sums.
 func (pl *GPUPlacement) classes(ctx context.Context, snap gpu.DistributionSnapshot) []gpu.WeightedClass {
 	classes := snap.Classes()
-	if !slices.ContainsFunc(classes, func(c gpu.WeightedClass) bool { return c.Products != "" }) {
+	if len(classes) == 0 {
 		return classes
 	}
 	lister := pl.handle.SnapshotSharedLister()
@@ -212,13 +214,23 @@ func (pl *GPUPlacement) classes(ctx context.Context, snap gpu.DistributionSnapsh
 		return classes
 	}
 	logger := klog.FromContext(ctx)
-	free := map[string]int64{}
+	byStored := make([]int64, len(snap.Stored()))
+	var free int64
 	for _, ni := range nodes {
-		if ns := pl.nodeStateFor(logger, ni); ns.state != nil {
-			free[ni.Node().Labels[gpu.LabelProduct]] += ns.state.FreeMilli()
+		ns := pl.nodeStateFor(logger, ni)
+		if ns.state == nil {
+			continue
+		}
+		free += ns.state.FreeMilli()
+		for i, r := range ns.reachOf(snap, freeNonGPU(ni)) {
+			byStored[i] += r
 		}
 	}
-	return gpu.WeighByScarcity(classes, free)
+	reach := make([]int64, len(classes))
+	for i := range classes {
+		reach[i] = byStored[snap.Slot(i)]
+	}
+	return gpu.WeighByScarcity(classes, reach, free)
 }
 
 // PreFilterExtensions returns nil: node state is derived from the NodeInfo

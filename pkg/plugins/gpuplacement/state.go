@@ -57,6 +57,28 @@ type nodeState struct {
 	// (pods bound by another scheduler, or a topology that shrank): nothing
 	// more is placed there until it clears.
 	overbooked bool
+
+	// reach caches, for the demand classes of one Distribution version in
+	// their storage order, the free capacity each class could use here
+	// (gpu.NodeState.Reach). A nodeState lives as long as its NodeInfo
+	// generation, so the node's free CPU and memory cannot change under it.
+	reachMu      sync.Mutex
+	reachVersion uint64
+	reach        []int64
+}
+
+// reachOf returns the free capacity of the node each class of snap could
+// use, in the order of snap.Stored(), computing it only when the classes
+// changed since the last call. The caller must not modify the result.
+func (ns *nodeState) reachOf(snap gpu.DistributionSnapshot, free gpu.NonGPU) []int64 {
+	ns.reachMu.Lock()
+	defer ns.reachMu.Unlock()
+	stored := snap.Stored()
+	if ns.reach == nil || ns.reachVersion != snap.Version() || len(ns.reach) != len(stored) {
+		ns.reach = ns.state.Reach(free, stored, ns.reach)
+		ns.reachVersion = snap.Version()
+	}
+	return ns.reach
 }
 
 // buildState derives a node's GPU state from its topology and the pods on
