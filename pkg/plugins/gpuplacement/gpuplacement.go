@@ -49,6 +49,7 @@ type GPUPlacement struct {
 	demand     *gpu.Distribution
 	observed   *observedSet
 	metrics    *nodeMetrics
+	room       room
 }
 
 var (
@@ -196,10 +197,7 @@ func (pl *GPUPlacement) PreFilter(ctx context.Context, cs fwk.CycleState, pod *v
 
 // classes are the demand classes one cycle scores against: the learned
 // distribution, each class weighted by how scarce the room left for it in
-// the cluster is (see gpu.WeighByScarcity). A node's room per class is
-// cached with its state, so a cycle recomputes it only for the nodes that
-// changed since the last one (usually the one the last pod went to) and
-// otherwise only sums.
+// the cluster is (see gpu.WeighByScarcity and room).
 func (pl *GPUPlacement) classes(ctx context.Context, snap gpu.DistributionSnapshot) []gpu.WeightedClass {
 	classes := snap.Classes()
 	if len(classes) == 0 {
@@ -214,22 +212,9 @@ func (pl *GPUPlacement) classes(ctx context.Context, snap gpu.DistributionSnapsh
 		return classes
 	}
 	logger := klog.FromContext(ctx)
-	byStored := make([]int64, len(snap.Stored()))
-	var free int64
-	for _, ni := range nodes {
-		ns := pl.nodeStateFor(logger, ni)
-		if ns.state == nil {
-			continue
-		}
-		free += ns.state.FreeMilli()
-		for i, r := range ns.reachOf(snap, freeNonGPU(ni)) {
-			byStored[i] += r
-		}
-	}
-	reach := make([]int64, len(classes))
-	for i := range classes {
-		reach[i] = byStored[snap.Slot(i)]
-	}
+	reach, free := pl.room.classRoom(nodes, snap, pl.topologies.epoch.Load(), func(ni fwk.NodeInfo) *nodeState {
+		return pl.nodeStateFor(logger, ni)
+	})
 	return gpu.WeighByScarcity(classes, reach, free)
 }
 

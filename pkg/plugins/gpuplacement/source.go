@@ -36,6 +36,11 @@ type topologies struct {
 
 	mu    sync.Mutex
 	cache map[string]cachedTopology
+
+	// epoch changes whenever a NodeGPUTopology is added, changed or
+	// deleted, or the watch starts: the only ways a node's topology changes
+	// without its NodeInfo generation changing.
+	epoch atomic.Uint64
 }
 
 type cachedTopology struct {
@@ -63,9 +68,18 @@ func newTopologies(ctx context.Context, cfg *rest.Config) *topologies {
 	crd.WhenServed(ctx, cfg, tesserav1alpha1.SchemeGroupVersion, topologyResource.Resource, "NodeGPUTopology", func(ctx context.Context) {
 		factory := dynamicinformer.NewDynamicSharedInformerFactory(client, 0)
 		informer := factory.ForResource(topologyResource).Informer()
+		bump := func(any) { t.epoch.Add(1) }
+		if _, err := informer.AddEventHandler(cache.ResourceEventHandlerFuncs{
+			AddFunc:    bump,
+			UpdateFunc: func(_, o any) { bump(o) },
+			DeleteFunc: bump,
+		}); err != nil {
+			klog.FromContext(ctx).Error(err, "Cannot follow NodeGPUTopology changes")
+		}
 		// Until it syncs, nodes use their labels.
 		crd.RunInformer(ctx, factory, informer, "NodeGPUTopology")
 		t.informer.Store(&informer)
+		t.epoch.Add(1)
 	})
 	return t
 }

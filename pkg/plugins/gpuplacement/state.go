@@ -6,6 +6,7 @@ import (
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/klog/v2"
+	fwk "k8s.io/kube-scheduler/framework"
 
 	"github.com/tessera-sched/tessera/pkg/gpu"
 )
@@ -57,28 +58,6 @@ type nodeState struct {
 	// (pods bound by another scheduler, or a topology that shrank): nothing
 	// more is placed there until it clears.
 	overbooked bool
-
-	// reach caches, for the demand classes of one Distribution version in
-	// their storage order, the free capacity each class could use here
-	// (gpu.NodeState.Reach). A nodeState lives as long as its NodeInfo
-	// generation, so the node's free CPU and memory cannot change under it.
-	reachMu      sync.Mutex
-	reachVersion uint64
-	reach        []int64
-}
-
-// reachOf returns the free capacity of the node each class of snap could
-// use, in the order of snap.Stored(), computing it only when the classes
-// changed since the last call. The caller must not modify the result.
-func (ns *nodeState) reachOf(snap gpu.DistributionSnapshot, free gpu.NonGPU) []int64 {
-	ns.reachMu.Lock()
-	defer ns.reachMu.Unlock()
-	stored := snap.Stored()
-	if ns.reach == nil || ns.reachVersion != snap.Version() || len(ns.reach) != len(stored) {
-		ns.reach = ns.state.Reach(free, stored, ns.reach)
-		ns.reachVersion = snap.Version()
-	}
-	return ns.reach
 }
 
 // buildState derives a node's GPU state from its topology and the pods on
@@ -160,4 +139,87 @@ func (c *stateCache) forget(node string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	delete(c.entries, node)
+}
+
+// room keeps, summed over the cluster's nodes, the free GPU capacity and the
+// part of it each demand class could use (gpu.NodeState.Reach), in the
+// storage order of one Distribution version. A cycle re-derives only the
+// nodes whose NodeInfo generation changed since the last cycle (usually the
+// one node the last pod went to), so weighting every class by its scarcity
+// costs a comparison per node per cycle, not nodes x classes work. Like the
+// rest of the plugin's state it is derived: a restarted scheduler rebuilds
+// it in its first cycle.
+type room struct {
+	mu      sync.Mutex
+	version uint64 // Distribution version of reach's order
+	epoch   uint64 // topologies.epoch the sums were made at
+	stamp   uint64 // cycle counter, to find nodes that left
+	nodes   map[string]*roomEntry
+	reach   []int64
+	free    int64
+}
+
+type roomEntry struct {
+	generation int64
+	stamp      uint64
+	free       int64
+	reach      []int64
+}
+
+// classRoom returns the cluster's free GPU capacity and, for each class of
+// snap.Classes(), the part of it the class could use, bringing the sums up
+// to date with nodes first.
+func (r *room) classRoom(nodes []fwk.NodeInfo, snap gpu.DistributionSnapshot, epoch uint64, stateOf func(fwk.NodeInfo) *nodeState) ([]int64, int64) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	stored := snap.Stored()
+	if r.nodes == nil || r.version != snap.Version() || r.epoch != epoch || len(r.reach) != len(stored) {
+		r.nodes = map[string]*roomEntry{}
+		r.reach = make([]int64, len(stored))
+		r.free = 0
+		r.version, r.epoch = snap.Version(), epoch
+	}
+	r.stamp++
+	for _, ni := range nodes {
+		name := ni.Node().Name
+		e := r.nodes[name]
+		if e != nil && e.generation == ni.GetGeneration() {
+			e.stamp = r.stamp
+			continue
+		}
+		if e == nil {
+			e = &roomEntry{}
+			r.nodes[name] = e
+		} else {
+			r.add(e, -1)
+		}
+		e.generation, e.stamp = ni.GetGeneration(), r.stamp
+		e.free, e.reach = 0, e.reach[:0]
+		if ns := stateOf(ni); ns.state != nil {
+			e.free = ns.state.FreeMilli()
+			e.reach = ns.state.Reach(freeNonGPU(ni), stored, e.reach)
+		}
+		r.add(e, 1)
+	}
+	if len(r.nodes) > len(nodes) {
+		for name, e := range r.nodes {
+			if e.stamp != r.stamp {
+				r.add(e, -1)
+				delete(r.nodes, name)
+			}
+		}
+	}
+	reach := make([]int64, len(snap.Classes()))
+	for i := range reach {
+		reach[i] = r.reach[snap.Slot(i)]
+	}
+	return reach, r.free
+}
+
+// add adds (sign 1) or removes (sign -1) a node's entry from the sums.
+func (r *room) add(e *roomEntry, sign int64) {
+	r.free += sign * e.free
+	for i, v := range e.reach {
+		r.reach[i] += sign * v
+	}
 }
