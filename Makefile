@@ -6,7 +6,9 @@ GO       ?= go
 SHELL    := /bin/bash
 BIN      := $(CURDIR)/bin
 PKG      := github.com/tessera-sched/tessera
-VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo v0.0.0-dev)
+# component-base parses the version at start-up and panics unless it starts
+# with vX.Y.Z: without a release tag, the commit goes after v0.0.0-.
+VERSION  ?= $(shell git describe --tags --match 'v[0-9]*' --dirty 2>/dev/null || echo v0.0.0-$$(git describe --always --dirty 2>/dev/null || echo dev))
 LDFLAGS  := -X k8s.io/component-base/version.gitVersion=$(VERSION) \
             -X k8s.io/component-base/version.gitCommit=$(shell git rev-parse HEAD 2>/dev/null) \
             -X k8s.io/component-base/version.buildDate=$(shell date -u +%Y-%m-%dT%H:%M:%SZ)
