@@ -33,16 +33,7 @@ type NonGPU struct {
 func (s *NodeState) Fragmentation(free NonGPU, classes []WeightedClass) float64 {
 	// Per-GPU free capacity, computed once; on the stack for usual nodes.
 	var buf [16]int64
-	freeMilli := buf[:0]
-	if len(s.gpus) > len(buf) {
-		freeMilli = make([]int64, 0, len(s.gpus))
-	}
-	var total int64
-	for pos := range s.gpus {
-		m := s.freeMilli(pos)
-		freeMilli = append(freeMilli, m)
-		total += m
-	}
+	freeMilli, total := s.freePerGPU(buf[:0])
 	if total == 0 {
 		return 0
 	}
@@ -55,6 +46,18 @@ func (s *NodeState) Fragmentation(free NonGPU, classes []WeightedClass) float64 
 		f += c.Weight * float64(s.classFragmentation(free, &c.Class, freeMilli, total))
 	}
 	return f
+}
+
+// freePerGPU appends each GPU's free capacity to buf (a stack buffer for
+// usual nodes; it grows for bigger ones) and returns it with the sum.
+func (s *NodeState) freePerGPU(buf []int64) ([]int64, int64) {
+	var total int64
+	for pos := range s.gpus {
+		m := s.freeMilli(pos)
+		buf = append(buf, m)
+		total += m
+	}
+	return buf, total
 }
 
 // classFragmentation is the free capacity class c could not use; freeMilli
@@ -113,16 +116,7 @@ func (s *NodeState) classFragmentation(free NonGPU, c *Class, freeMilli []int64,
 // when it has the capacity.
 func (s *NodeState) Reach(free NonGPU, classes []Class, out []int64) []int64 {
 	var buf [16]int64
-	freeMilli := buf[:0]
-	if len(s.gpus) > len(buf) {
-		freeMilli = make([]int64, 0, len(s.gpus))
-	}
-	var total int64
-	for pos := range s.gpus {
-		m := s.freeMilli(pos)
-		freeMilli = append(freeMilli, m)
-		total += m
-	}
+	freeMilli, total := s.freePerGPU(buf[:0])
 	out = out[:0]
 	for i := range classes {
 		r := int64(0)
