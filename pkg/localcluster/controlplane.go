@@ -10,6 +10,7 @@ package localcluster
 import (
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"path/filepath"
 	"time"
@@ -19,6 +20,8 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
+	certutil "k8s.io/client-go/util/cert"
+	"k8s.io/client-go/util/keyutil"
 	kubeapiservertesting "k8s.io/kubernetes/cmd/kube-apiserver/app/testing"
 	"k8s.io/kubernetes/test/utils/ktesting"
 )
@@ -107,7 +110,12 @@ func start(tb ktesting.TB, opts Options) (*ControlPlane, error) {
 	storage := storagebackend.NewDefaultConfig("/registry", nil)
 	storage.Transport.ServerList = []string{etcd.URL}
 
-	flags := append(append([]string{}, DefaultAPIServerFlags...), opts.APIServerFlags...)
+	if err := writeServingCert(opts.Dir); err != nil {
+		etcd.Stop()
+		return nil, err
+	}
+	flags := append(append([]string{}, DefaultAPIServerFlags...), "--cert-dir="+opts.Dir)
+	flags = append(flags, opts.APIServerFlags...)
 	instance := kubeapiservertesting.NewDefaultTestServerOptions()
 	server, err := kubeapiservertesting.StartTestServer(tb, instance, flags, storage)
 	if err != nil {
@@ -131,6 +139,26 @@ func start(tb ktesting.TB, opts Options) (*ControlPlane, error) {
 		return nil, err
 	}
 	return cp, nil
+}
+
+// writeServingCert writes a self-signed serving certificate for the API
+// server into dir, as apiserver.crt and apiserver.key, the names
+// kube-apiserver looks for in its --cert-dir. Without them,
+// kube-apiserver's test server generates it and caches it in its own source
+// directory in the Go module cache (found through runtime.Caller), which
+// exists only on the machine that built the binary: `tessera playground`
+// or a test binary copied to another machine (a GPU node, say) could not
+// start its control plane. Builds with -trimpath cannot start it at all,
+// because the test server insists on finding that directory's path.
+func writeServingCert(dir string) error {
+	cert, key, err := certutil.GenerateSelfSignedCertKey("127.0.0.1", []net.IP{net.ParseIP("127.0.0.1")}, []string{"localhost"})
+	if err != nil {
+		return fmt.Errorf("generating the API server's serving certificate: %w", err)
+	}
+	if err := certutil.WriteCert(filepath.Join(dir, "apiserver.crt"), cert); err != nil {
+		return err
+	}
+	return keyutil.WriteKey(filepath.Join(dir, "apiserver.key"), key)
 }
 
 // Stop stops the API server, then etcd (the reverse order hangs the API
