@@ -15,7 +15,7 @@ LDFLAGS  := -X k8s.io/component-base/version.gitVersion=$(VERSION) \
 CONTROLLER_GEN := $(GO) run sigs.k8s.io/controller-tools/cmd/controller-gen@v0.23.0
 TEST_TIMEOUT   ?= 30m
 
-.PHONY: all help build test unit lint demo bench bench-smoke manifests verify clean cc
+.PHONY: all help build test test-gpu unit lint demo bench bench-smoke manifests verify clean cc
 
 # make bench: BENCH_SCALE=performance (the default; sizes that fit a 2-core
 # machine in about 15 minutes) or large (more nodes and pods; much longer).
@@ -66,6 +66,13 @@ lint: ## gofmt and go vet.
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	  if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
+	$(GO) vet -tags gpu ./test/integration/agent
+
+# Needs an NVIDIA GPU and driver, so it is not part of `make test` (CI has
+# no GPU); `make lint` type-checks it there.
+test-gpu: cc ## On a GPU node: tessera-agent against the real GPU (discovery vs nvidia-smi, publishing, scheduling by UUID).
+	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN)/tessera-agent ./cmd/tessera-agent
+	TESSERA_AGENT=$(BIN)/tessera-agent $(GO) test -count=1 -tags gpu -run '^TestRealGPU$$' -v ./test/integration/agent
 
 demo: ## Run the playground: real control plane + scheduler on a simulated GPU cluster.
 	$(GO) build -o $(BIN)/tessera ./cmd/tessera

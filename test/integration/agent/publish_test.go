@@ -57,23 +57,7 @@ func TestMain(m *testing.M) {
 // clique instead (best fit by interconnect), e.g. GPUs 4,5.
 func TestPublishedTopologyDrivesPlacement(t *testing.T) {
 	ctx := context.Background()
-	crds, err := fs.Glob(manifests.FS, "crds/*.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, name := range crds {
-		if base := path.Base(name); base == "kustomization.yaml" || base == "elasticquota-validation.yaml" {
-			continue // kustomize inputs, not objects
-		}
-		data, _ := fs.ReadFile(manifests.FS, name)
-		objs, err := localcluster.DecodeYAML(data)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := localcluster.Apply(ctx, cp.Config, objs, false); err != nil {
-			t.Fatal(err)
-		}
-	}
+	installCRDs(t)
 
 	// The mock node: NVLink P2P OK only inside each clique.
 	clique := func(i int) int { return (i % 4) / 2 }
@@ -106,7 +90,7 @@ func TestPublishedTopologyDrivesPlacement(t *testing.T) {
 	}
 
 	node := &v1.Node{ObjectMeta: metav1.ObjectMeta{Name: "agent-h100", Labels: map[string]string{gpu.LabelProduct: "NVIDIA-H100-80GB-HBM3"}}}
-	node, err = cp.Client.CoreV1().Nodes().Create(ctx, node, metav1.CreateOptions{})
+	node, err := cp.Client.CoreV1().Nodes().Create(ctx, node, metav1.CreateOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -126,8 +110,8 @@ func TestPublishedTopologyDrivesPlacement(t *testing.T) {
 	}
 	defer sched.Stop()
 
-	first := schedulePair(t, "pair-1")
-	second := schedulePair(t, "pair-2")
+	first := scheduleGPUs(t, "pair-1", 2)
+	second := scheduleGPUs(t, "pair-2", 2)
 	for _, a := range []gpu.Assignment{first, second} {
 		if len(a.GPUs) != 2 || clique(a.GPUs[0]) != clique(a.GPUs[1]) {
 			t.Fatalf("pair got GPUs %v, not two GPUs of one published clique", a.GPUs)
@@ -146,10 +130,35 @@ func TestPublishedTopologyDrivesPlacement(t *testing.T) {
 	}
 }
 
-func schedulePair(t *testing.T, name string) gpu.Assignment {
+// installCRDs installs the CRDs we ship (only their objects, not the
+// kustomize inputs beside them).
+func installCRDs(t *testing.T) {
+	t.Helper()
+	crds, err := fs.Glob(manifests.FS, "crds/*.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range crds {
+		if base := path.Base(name); base == "kustomization.yaml" || base == "elasticquota-validation.yaml" {
+			continue // kustomize inputs, not objects
+		}
+		data, _ := fs.ReadFile(manifests.FS, name)
+		objs, err := localcluster.DecodeYAML(data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := localcluster.Apply(context.Background(), cp.Config, objs, false); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// scheduleGPUs creates a pod asking for n whole GPUs and returns the GPU
+// assignment the scheduler gave it.
+func scheduleGPUs(t *testing.T, name string, n int) gpu.Assignment {
 	t.Helper()
 	ctx := context.Background()
-	q := resource.MustParse("2")
+	q := *resource.NewQuantity(int64(n), resource.DecimalSI)
 	pod := &v1.Pod{
 		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "default"},
 		Spec: v1.PodSpec{SchedulerName: "tessera-scheduler", Containers: []v1.Container{{
