@@ -44,13 +44,15 @@ func newReplayCommand() *cobra.Command {
 		Long: `replay schedules a GPU cluster trace in the openb format (Alibaba's
 cluster-trace-gpu-v2023, from the FGD paper, USENIX ATC'23) with the real
 scheduler framework and Tessera's real plugins, in this process, following the
-paper's method: for each seed, sample pods with replacement until their GPU
-request reaches --inflate x the cluster's GPU capacity, shuffle, schedule one
-pod at a time on every feasible node, drop what does not fit, never delete.
+paper's method and its simulator's workload generation, so that a seed here
+replays the same pod sequence as the paper's run with that seed: the trace's
+pods in a shuffled order, then pods drawn with replacement until their GPU
+request reaches --inflate x the cluster's GPU capacity; schedule one pod at a
+time on every feasible node, drop what does not fit, never delete.
 
 It reports the GPU allocation ratio at arrived = 100 % (GPU placed / capacity,
-averaged over the arrivals whose requested / capacity rounds to 100 %), per seed
-and averaged, and the whole curve. --baseline also replays upstream's default
+averaged over the arrivals whose requested / capacity rounds, half to even,
+to 100 %), per seed and averaged, and the whole curve. --baseline also replays upstream's default
 scoring (with Tessera's device-level feasibility) in the same run.
 
 Examples:
@@ -69,7 +71,7 @@ Examples:
 	f.StringVar(&o.nodes, "nodes", "", "node CSV (default: <trace-dir>/openb_node_list_gpu_node.csv)")
 	f.StringVar(&o.pods, "pods", "", "pod CSV (default: <trace-dir>/openb_pod_list_<variant>.csv)")
 	f.StringVar(&o.seeds, "seeds", "42-51", "seeds: a list and/or ranges, e.g. 42-51 or 42,45")
-	f.Float64Var(&o.inflate, "inflate", 1.3, "sample pods until their GPU request reaches this multiple of the GPU capacity")
+	f.Float64Var(&o.inflate, "inflate", 1.3, "top the trace up with pods drawn with replacement until their GPU request reaches this multiple of the GPU capacity")
 	f.StringVar(&o.profile, "profile", "tessera", "profile: tessera (the shipped configuration) or baseline (upstream default scoring)")
 	f.BoolVar(&o.baseline, "baseline", false, "also replay the baseline profile in the same run")
 	f.BoolVar(&o.asJSON, "json", false, "print one JSON object instead of a table")

@@ -147,7 +147,7 @@ func runSeed(ctx context.Context, o Options, seed int64, capacity int64, typical
 			b := breakdown(sim.NodeInfos(), capacity, arrived, allocated, dropped, typical)
 			sr.AtFull = &b
 		}
-		a := int(math.Round(float64(arrived) * 100 / float64(capacity)))
+		a := int(math.RoundToEven(float64(arrived) * 100 / float64(capacity)))
 		sums[a] += float64(allocated) * 100 / float64(capacity)
 		counts[a]++
 		if o.Progress != nil {
