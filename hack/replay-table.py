@@ -12,16 +12,22 @@ for path in sorted(glob.glob(os.path.join(sys.argv[1] if len(sys.argv) > 1 else 
             d = json.load(f)
     except (OSError, ValueError):
         continue  # a run still writing its file
-    b = d.get("baseline") or {}
-    seeds = [s["seed"] for s in d["seeds"]]
-    fgd = d.get("fgd_published_at_100")
-    rows.append((d.get("variant", "?"), f"{seeds[0]}-{seeds[-1]}" if len(seeds) > 1 else str(seeds[0]),
-                 d["gpu_alloc_ratio_at_100"], b.get("gpu_alloc_ratio_at_100"), fgd, os.path.basename(path)))
+    rows.append((path, d))
 
-print("| variant | seeds | tessera | baseline (same run) | tessera / baseline | FGD (published) | tessera - FGD | raw |")
-print("|---|---|---|---|---|---|---|---|")
-for v, seeds, t, b, fgd, path in rows:
-    ratio = f"{t / b:.3f}" if b else "-"
-    gap = f"{t - fgd:+.2f}" if fgd else "-"
-    print(f"| {v} | {seeds} | {t:.2f} % | {b:.2f} % | {ratio} | {fgd} % | {gap} | `docs/{path}` |" if b else
-          f"| {v} | {seeds} | {t:.2f} % | - | - | {fgd} % | {gap} | `docs/{path}` |")
+print("| variant | seeds | tessera | baseline (same run) | tessera / baseline | FGD, same seeds (artifact) | tessera - FGD, seed by seed | seeds ahead | FGD (published) | raw |")
+print("|---|---|---|---|---|---|---|---|---|---|")
+for path, d in rows:
+    seeds = [s["seed"] for s in d["seeds"]]
+    t = d["gpu_alloc_ratio_at_100"]
+    b = (d.get("baseline") or {}).get("gpu_alloc_ratio_at_100")
+    fgd = d.get("fgd_artifact_per_seed")
+    cells = [d.get("variant", "?"), f"{seeds[0]}-{seeds[-1]}" if len(seeds) > 1 else str(seeds[0]), f"{t:.2f} %"]
+    cells += [f"{b:.2f} %", f"{t / b:.3f}"] if b else ["-", "-"]
+    if fgd:
+        ahead = sum(1 for a, f in zip(d["per_seed"], fgd) if a > f)
+        cells += [f"{sum(fgd) / len(fgd):.2f} %", f"{d['paired_diff_vs_fgd']:+.2f}", f"{ahead} of {len(fgd)}"]
+    else:
+        cells += ["-", "-", "-"]
+    pub = d.get("fgd_published_at_100")
+    cells += [f"{pub} %" if pub else "-", f"`docs/{os.path.basename(path)}`"]
+    print("| " + " | ".join(cells) + " |")
