@@ -199,7 +199,7 @@ func runReplay(ctx context.Context, out, errOut io.Writer, o replayOptions) erro
 		for i, v := range fgdPerSeed {
 			per[i] = fmt.Sprintf("%.2f", v)
 		}
-		fmt.Fprintf(out, "%-10s %9.2f%%  %s   (paper's artifact, same pod sequences; published mean %.2f%%)\n", "FGD", mean(fgdPerSeed), strings.Join(per, " "), ref.Allocated)
+		fmt.Fprintf(out, "%-10s %9.2f%%  %s   (paper's artifact, same pod sequences; published mean %.2f%%)\n", "FGD", replay.Mean(fgdPerSeed), strings.Join(per, " "), ref.Allocated)
 		ahead := 0
 		for i, v := range results[0].PerSeed {
 			if v > fgdPerSeed[i] {
@@ -223,18 +223,7 @@ func pairedDiff(a, b []float64) float64 {
 	for i := range a {
 		d[i] = a[i] - b[i]
 	}
-	return mean(d)
-}
-
-func mean(xs []float64) float64 {
-	if len(xs) == 0 {
-		return 0
-	}
-	s := 0.0
-	for _, x := range xs {
-		s += x
-	}
-	return s / float64(len(xs))
+	return replay.Mean(d)
 }
 
 func parseSeeds(s string) ([]int64, error) {

@@ -4,13 +4,15 @@ import (
 	"math"
 	"slices"
 	"testing"
+
+	"github.com/tessera-sched/tessera/pkg/replay"
 )
 
 // TestFGDResults checks the transcription of the FGD artifact's per-seed
 // results: each variant's mean must round to the paper's published mean.
 func TestFGDResults(t *testing.T) {
 	for v, r := range fgdResults {
-		if m := mean(r.perSeed[:]); math.Abs(m-r.published) > 0.03 {
+		if m := replay.Mean(r.perSeed[:]); math.Abs(m-r.published) > 0.03 {
 			t.Errorf("%s: per-seed mean %.3f, published %.2f", v, m, r.published)
 		}
 	}

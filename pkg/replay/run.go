@@ -92,7 +92,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		res.PerSeed = append(res.PerSeed, sr.AllocAt100)
 	}
 	res.TotalDuration = time.Since(start).Seconds()
-	res.AllocAt100 = mean(res.PerSeed)
+	res.AllocAt100 = Mean(res.PerSeed)
 	res.Curve = meanCurve(res.Seeds)
 	return res, nil
 }
@@ -185,7 +185,9 @@ func at(curve []Point, x int) float64 {
 	return lo.Allocated + f*(hi.Allocated-lo.Allocated)
 }
 
-func mean(xs []float64) float64 {
+// Mean is the arithmetic mean of xs, 0 for none: the per-seed average the
+// replay reports.
+func Mean(xs []float64) float64 {
 	if len(xs) == 0 {
 		return 0
 	}

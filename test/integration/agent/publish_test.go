@@ -100,15 +100,7 @@ func TestPublishedTopologyDrivesPlacement(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	config, err := fs.ReadFile(manifests.FS, "base/scheduler-config.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	sched, err := localcluster.StartScheduler(ctx, cp.Kubeconfig, config, t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sched.Stop()
+	startScheduler(t)
 
 	first := scheduleGPUs(t, "pair-1", 2)
 	second := scheduleGPUs(t, "pair-2", 2)
@@ -128,6 +120,21 @@ func TestPublishedTopologyDrivesPlacement(t *testing.T) {
 	if len(second.UUIDs) != 2 || second.UUIDs[0] != uuid {
 		t.Errorf("assignment UUIDs %v, want the mock's %q first", second.UUIDs, uuid)
 	}
+}
+
+// startScheduler runs tessera-scheduler with the shipped configuration
+// until the test ends.
+func startScheduler(t *testing.T) {
+	t.Helper()
+	config, err := fs.ReadFile(manifests.FS, "base/scheduler-config.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sched, err := localcluster.StartScheduler(context.Background(), cp.Kubeconfig, config, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(sched.Stop)
 }
 
 // installCRDs installs the CRDs we ship (only their objects, not the

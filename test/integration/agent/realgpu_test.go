@@ -24,7 +24,6 @@ import (
 	"k8s.io/client-go/dynamic"
 	"k8s.io/klog/v2/ktesting"
 
-	"github.com/tessera-sched/tessera/manifests"
 	"github.com/tessera-sched/tessera/pkg/agent"
 	tesserav1alpha1 "github.com/tessera-sched/tessera/pkg/apis/tessera/v1alpha1"
 	"github.com/tessera-sched/tessera/pkg/gpu"
@@ -180,15 +179,7 @@ func TestRealGPU(t *testing.T) {
 	if err := localcluster.CreateNode(ctx, cp.Client, n); err != nil {
 		t.Fatal(err)
 	}
-	config, err := manifests.FS.ReadFile("base/scheduler-config.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	sched, err := localcluster.StartScheduler(ctx, cp.Kubeconfig, config, t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sched.Stop()
+	startScheduler(t)
 	a := scheduleGPUs(t, "all-gpus", len(spec.GPUs))
 	var want []string
 	for _, g := range spec.GPUs {
