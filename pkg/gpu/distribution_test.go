@@ -84,8 +84,8 @@ func TestDistributionNoDecay(t *testing.T) {
 	}
 }
 
-// TestDistributionWeighsBySize: a class weighs its share of pods times the
-// square root of its size in GPUs.
+// TestDistributionWeighsBySize: a class weighs its share of pods times its
+// size in GPUs to the power classSizeExponent.
 func TestDistributionWeighsBySize(t *testing.T) {
 	d := NewDistribution(0)
 	counts := map[Class]int{{GPUs: 8}: 1, {GPUs: 1}: 20, {ShareMilli: 250}: 30, {MIGProfile: "1g.10gb"}: 10}
@@ -97,12 +97,12 @@ func TestDistributionWeighsBySize(t *testing.T) {
 	size := map[Class]float64{{GPUs: 8}: 8, {GPUs: 1}: 1, {ShareMilli: 250}: 0.25, {MIGProfile: "1g.10gb"}: 0.142} // 1/7 in whole milli-GPUs
 	sum := 0.0
 	for c, n := range counts {
-		sum += float64(n) * math.Sqrt(size[c])
+		sum += float64(n) * math.Pow(size[c], classSizeExponent)
 	}
 	classes := d.Classes()
 	checkNormalised(t, classes)
 	for c, n := range counts {
-		if got, want := weightOf(classes, c), float64(n)*math.Sqrt(size[c])/sum; math.Abs(got-want) > 1e-12 {
+		if got, want := weightOf(classes, c), float64(n)*math.Pow(size[c], classSizeExponent)/sum; math.Abs(got-want) > 1e-12 {
 			t.Errorf("class %v weighs %v, want %v", c, got, want)
 		}
 	}
