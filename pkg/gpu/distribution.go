@@ -175,13 +175,13 @@ type WeightedClass struct {
 // classSizeExponent is the power of a class's size in GPUs its weight is
 // multiplied by (see Distribution.Classes): between FGD's share of pods (0)
 // and share of GPU demand (1), and nearer the former. Measured on the openb
-// trace's replay (seeds 42-44, paired against the square root used before,
-// on the FGD artifact's pod sequences): the fourth root gained 0.19 points
-// of GPU allocation on gpushare40, where small shares are 40% of the demand
-// and must fill the holes beside other shares, and +0.06 default, +0.06
-// multigpu20, +0.09 gpuspec10, -0.06 cpu050; no size weighting at all lost
-// 0.07 on default (and GPU demand alone, 1, cost 0.13 there in an earlier
-// measurement). The 10-seed results are in docs/benchmarks.md.
+// trace's replay (seeds 42-51, the FGD artifact's pod sequences, paired
+// against the square root used before): the fourth root gained 0.13 points
+// of GPU allocation on gpushare40 (9 of 10 seeds), where small shares are 40%
+// of the demand and must fill the holes beside other shares, +0.10 on
+// gpuspec10 and +0.02 on multigpu20, and cost 0.03 on default and cpu050.
+// No size weighting at all cost 0.07 on default (seeds 42-44), and GPU
+// demand alone (1) 0.13 in an earlier measurement. See docs/benchmarks.md.
 const classSizeExponent = 0.25
 
 // MaxClasses is the most distinct classes a Distribution keeps. Scoring cost
