@@ -108,6 +108,31 @@ func TestFragmentationCases(t *testing.T) {
 			classes: []WeightedClass{{Class{GPUs: 1, CPUMilli: 4000}, 1}}, want: 600 + 428 + 857,
 		},
 		{
+			name:  "CPU for one share of two: only the emptiest serving GPU counts",
+			state: mixed(), free: NonGPU{CPUMilli: 7999, MemoryMiB: -1},
+			classes: []WeightedClass{{Class{ShareMilli: 500, CPUMilli: 4000}, 1}}, want: 600 + 428 + 857,
+		},
+		{
+			name:  "CPU for two shares: both serving GPUs count",
+			state: mixed(), free: NonGPU{CPUMilli: 8000, MemoryMiB: -1},
+			classes: []WeightedClass{{Class{ShareMilli: 500, CPUMilli: 4000}, 1}}, want: 428 + 857,
+		},
+		{
+			name:  "CPU for more pods than free GPUs changes nothing",
+			state: mixed(), free: NonGPU{CPUMilli: 40000, MemoryMiB: -1},
+			classes: []WeightedClass{{Class{GPUs: 1, CPUMilli: 4000}, 1}}, want: 600 + 428 + 857,
+		},
+		{
+			name:  "memory for one 2-GPU pod on four free GPUs",
+			state: NewNodeState(DefaultTopology(a100, 4)), free: NonGPU{CPUMilli: -1, MemoryMiB: 3000},
+			classes: []WeightedClass{{Class{GPUs: 2, MemoryMiB: 2048}, 1}}, want: 2000,
+		},
+		{
+			name:  "CPU and memory: the scarcer decides",
+			state: NewNodeState(DefaultTopology(a100, 4)), free: NonGPU{CPUMilli: 12000, MemoryMiB: 3000},
+			classes: []WeightedClass{{Class{GPUs: 1, CPUMilli: 4000, MemoryMiB: 1024}, 1}}, want: 2000,
+		},
+		{
 			name:  "memory too small",
 			state: mixed(), free: NonGPU{CPUMilli: -1, MemoryMiB: 1024},
 			classes: []WeightedClass{{Class{ShareMilli: 100, MemoryMiB: 2048}, 1}}, want: 2885,
@@ -188,12 +213,39 @@ func TestFragmentationDelta(t *testing.T) {
 	}
 }
 
+// TestFragmentationSeesCPUForSeveralPods is why the CPU for more than one
+// pod counts: a pod without GPUs that takes a third of an 8-GPU node's CPU
+// leaves room for one pod per GPU under FGD's one-pod test, but not for
+// eight pods, so it belongs on a node with CPU to spare for its GPUs.
+func TestFragmentationSeesCPUForSeveralPods(t *testing.T) {
+	classes := []WeightedClass{{Class{GPUs: 1, CPUMilli: 12000}, 1}}
+	eight := NewNodeState(DefaultTopology(a100, 8)) // 96 cores, 12 per GPU
+	two := NewNodeState(DefaultTopology(a100, 2))   // 104 cores, 52 per GPU
+	cpuPod := func(s *NodeState, cores int64) float64 {
+		t.Helper()
+		free, after := NonGPU{CPUMilli: cores, MemoryMiB: -1}, NonGPU{CPUMilli: cores - 32000, MemoryMiB: -1}
+		d, err := FragmentationDelta(s, Assignment{}, free, after, classes)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return d
+	}
+	if d8, d2 := cpuPod(eight, 96000), cpuPod(two, 104000); d8 != 3000 || d2 != 0 {
+		t.Errorf("32 cores taken: delta on the 8-GPU node %v, on the 2-GPU node %v; want 3000 and 0", d8, d2)
+	}
+}
+
 func TestFragmentationDoesNotAllocate(t *testing.T) {
 	s, classes := benchmarkNode(t)
 	free := NonGPU{CPUMilli: 32000, MemoryMiB: 256000}
 	a := Assignment{Shares: []Share{{3, 200}}}
 	if n := testing.AllocsPerRun(100, func() { s.Fragmentation(free, classes) }); n != 0 {
 		t.Errorf("Fragmentation allocates %v times", n)
+	}
+	// CPU for one pod of the 8-core classes: the GPUs beyond it are counted.
+	short := NonGPU{CPUMilli: 8000, MemoryMiB: 256000}
+	if n := testing.AllocsPerRun(100, func() { s.Fragmentation(short, classes) }); n != 0 {
+		t.Errorf("Fragmentation short of CPU allocates %v times", n)
 	}
 	if n := testing.AllocsPerRun(100, func() {
 		if _, err := FragmentationDelta(s, a, free, free, classes); err != nil {
