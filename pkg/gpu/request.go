@@ -71,20 +71,14 @@ func (r Request) IsZero() bool {
 	return true
 }
 
-// GPUEquivalentMilli is the request's size in milli-GPUs, the common unit
-// for quotas, fair share and reporting: 1000 per whole GPU, a MIG instance's
-// compute slices*1000/7, and a share's milli. MIG slices are summed before
-// dividing, so seven 1g instances weigh exactly one GPU. Profiles whose name
-// does not parse count nothing.
+// GPUEquivalentMilli is the request's size in GPU-equivalents (milli-GPUs),
+// by EquivalentMilli: the unit quotas charge and gangs size members by.
 func (r Request) GPUEquivalentMilli() int64 {
-	total := int64(r.GPUs)*1000 + int64(r.ShareMilli)
-	migSlices := int64(0)
+	sevenths := int64(r.GPUs) * MIGComputeSlices
 	for _, m := range r.MIG {
-		if g, _, ok := parseProfileName(m.Profile); ok {
-			migSlices += int64(g) * int64(m.Count)
-		}
+		sevenths += instanceSevenths(m.Profile) * int64(m.Count)
 	}
-	return total + migSlices*1000/MIGComputeSlices
+	return sevenths*1000/MIGComputeSlices + int64(r.ShareMilli)
 }
 
 // Validate reports a request that no node could ever satisfy because it is

@@ -36,7 +36,10 @@ func TestGPUEquivalentMilli(t *testing.T) {
 		{Request{MIG: []MIGRequest{{Profile: "1g.5gb", Count: 7}}}, 1000},
 		{Request{MIG: []MIGRequest{{Profile: "4g.20gb", Count: 1}, {Profile: "3g.20gb", Count: 1}}}, 1000},
 		{Request{GPUs: 1, ShareMilli: 500, MIG: []MIGRequest{{Profile: "2g.20gb", Count: 2}}}, 1000 + 500 + 571},
-		{Request{MIG: []MIGRequest{{Profile: "banana", Count: 2}}}, 0},
+		// One rule with quotas (EquivalentMilli): an unknown profile
+		// weighs a whole GPU per instance.
+		{Request{MIG: []MIGRequest{{Profile: "banana", Count: 2}}}, 2000},
+		{Request{MIG: []MIGRequest{{Profile: "9g.99gb", Count: 1}}}, 1000},
 	}
 	for _, tt := range tests {
 		if got := tt.r.GPUEquivalentMilli(); got != tt.want {

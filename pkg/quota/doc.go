@@ -19,7 +19,7 @@
 //
 // The derived resource tessera.dev/gpu counts GPU equivalents in milli so a
 // team can be given "4 GPUs" however it slices them (whole GPUs, MIG
-// instances, or fractional shares); see GPUEquivalents.
+// instances, or fractional shares); see WithGPUEquivalents and gpu.EquivalentMilli.
 //
 // # Admission
 //
