@@ -31,7 +31,8 @@
 //     online, and NodeState.Fragmentation (fragmentation.go) measures, in the
 //     spirit of FGD (Weng et al., "Beware of Fragmentation", USENIX ATC '23),
 //     how much of a node's free GPU capacity a typical request could not use.
-//     FragmentationDelta is the score a scheduler minimises.
+//     FragmentationDelta is the score a scheduler minimises, and
+//     NodeState.BestShare (share.go) uses it to choose the GPU a share joins.
 //
 // Capacity is counted in milli-GPUs throughout: a whole GPU is 1000, a share
 // is its milli value and a MIG instance is its compute slices*1000/7.
