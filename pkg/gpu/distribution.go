@@ -174,23 +174,18 @@ type WeightedClass struct {
 
 // classSizeExponent is the power of a class's size in GPUs its weight is
 // multiplied by (see Distribution.Classes): between FGD's share of pods (0)
-// and share of GPU demand (1), and nearer the former. Measured on the openb
-// trace's replay (seeds 42-51, the FGD artifact's pod sequences, paired
-// against the square root used before): the fourth root gained 0.13 points
-// of GPU allocation on gpushare40 (9 of 10 seeds), where small shares are 40%
-// of the demand and must fill the holes beside other shares, +0.10 on
-// gpuspec10 and +0.02 on multigpu20, and cost 0.03 on default and cpu050.
-// No size weighting at all cost 0.07 on default (seeds 42-44), and GPU
-// demand alone (1) 0.13 in an earlier measurement. See docs/benchmarks.md.
+// and share of GPU demand (1), and nearer the former, because small shares
+// must still fill the holes beside other shares while big requests are
+// protected. Chosen by replaying the openb trace; the measurements are in
+// docs/benchmarks.md ("Where the scoring constants come from").
 const classSizeExponent = 0.25
 
 // MaxClasses is the most distinct classes a Distribution keeps. Scoring cost
 // grows with it, but dropping classes loses demand the scorer should protect:
-// the openb production trace has 113 classes after rounding, and a cap of 64
-// cost 1.4 points of GPU allocation in its replay (92.7% vs 94.1%, seed 42);
-// its gpuspec10 variant, where classes also differ by the GPU products they
-// may use, has 282, and keeping 256 instead of 128 raised it from 95.21% to
-// 95.36% (seeds 42-44). A workload with fewer classes pays nothing for it.
+// a production trace has about a hundred classes after rounding, several
+// hundred when classes also differ by the GPU products they may use
+// (measurements in docs/benchmarks.md, "Where the scoring constants come
+// from"). A workload with fewer classes pays nothing for it.
 const MaxClasses = 256
 
 // Distribution learns online how often each demand class occurs in the

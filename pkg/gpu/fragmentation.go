@@ -36,9 +36,8 @@ type NonGPU struct {
 // that could serve it as fragmented. FGD asks only whether one more pod
 // fits, so it sees nothing wrong in a node with four free GPUs and the CPU
 // for one more pod, and fills such nodes' CPU with pods that could have run
-// elsewhere: on the openb trace whole GPUs were left idle on nodes without
-// CPU (16 per seed on average on the default trace, 21 in the worst
-// gpushare40 seed). See classFragmentation for the measured effect.
+// elsewhere, leaving whole GPUs idle on nodes without CPU (measured in
+// docs/benchmarks.md, "CPU and memory for every pod").
 //
 // It is on the scheduler's hot path, called for every feasible node and
 // every pod, and does not allocate on nodes of up to 16 GPUs.
@@ -73,13 +72,9 @@ func (s *NodeState) freePerGPU(buf []int64) ([]int64, int64) {
 }
 
 // classFragmentation is the free capacity class c could not use; freeMilli
-// holds each GPU's free capacity and total their sum.
-//
-// Counting the GPUs a class's pods cannot take for want of CPU or memory
-// (see Fragmentation) raised GPU allocation on the openb trace's replay
-// (seeds 42-51, paired) by 0.38 points on default, 0.35 on gpushare40, 0.44
-// on cpu050, 0.18 on multigpu20 and 0.31 on gpuspec10, and left almost no
-// GPU idle on a node without CPU (0-3 per seed on default, from 9-27).
+// holds each GPU's free capacity and total their sum, and the GPUs a class's
+// pods cannot take for want of CPU or memory count as unusable (see
+// Fragmentation).
 func (s *NodeState) classFragmentation(free NonGPU, c *Class, freeMilli []int64, total int64) int64 {
 	if !c.allows(free.Product) {
 		return total

@@ -19,10 +19,8 @@ package gpu
 // where to break up free capacity weighs them as if both were plentiful.
 // Weighting each class by the inverse of the share of free capacity it can
 // still reach protects what is scarce, and fades to the plain weight while
-// a class has room everywhere. Measured on the openb replay (10 seeds each,
-// against weighting only the classes limited to GPU models): default +0.035,
-// cpu050 +0.066, gpushare40 +0.059, multigpu20 +0.014, gpuspec10 -0.028
-// points of GPU allocation.
+// a class has room everywhere. Its measured effect is in docs/benchmarks.md
+// ("Where the scoring constants come from").
 func WeighByScarcity(classes []WeightedClass, reach []int64, free int64) []WeightedClass {
 	out := make([]WeightedClass, len(classes))
 	copy(out, classes)
