@@ -19,44 +19,6 @@ import (
 	"github.com/tessera-sched/tessera/pkg/replay"
 )
 
-// fgdResult is the FGD paper's result on one openb variant: the published
-// 10-seed mean at arrived = 100 % (the bar Tessera is held to) and the
-// per-seed values behind it, seeds 42 to 51, from the paper's artifact
-// (hkust-adsl/kubernetes-scheduler-simulator,
-// experiments/analysis/expected_results/analysis_allo_discrete.csv, policy
-// 06-FGD, column 100). replay.Sample generates a seed's workload as the
-// artifact does, so a seed here replays the pod sequence of the artifact's
-// run with that seed, and the two compare seed by seed.
-type fgdResult struct {
-	published float64
-	perSeed   [10]float64
-}
-
-// fgdFirstSeed is the seed of fgdResult.perSeed[0].
-const fgdFirstSeed = 42
-
-var fgdResults = map[string]fgdResult{
-	"default":    {95.2, [10]float64{95.14, 95.06, 95.29, 95.38, 95.35, 95.14, 95.18, 95.30, 95.15, 95.28}},
-	"gpushare40": {93.96, [10]float64{94.06, 93.96, 93.93, 93.91, 93.82, 93.96, 94.00, 93.94, 93.95, 94.08}},
-	"multigpu20": {95.53, [10]float64{95.38, 95.47, 95.82, 95.54, 95.52, 95.75, 95.36, 95.57, 95.32, 95.55}},
-	"gpuspec10":  {94.66, [10]float64{94.49, 94.63, 94.71, 94.82, 94.69, 94.79, 94.81, 94.45, 94.32, 94.92}},
-	"cpu050":     {95.00, [10]float64{95.16, 94.85, 95.01, 94.95, 94.92, 94.85, 95.01, 94.98, 95.17, 95.06}},
-}
-
-// fgdSeeds returns the artifact's FGD results for the given seeds, or nil
-// when one of them is outside the artifact's seeds.
-func (r fgdResult) fgdSeeds(seeds []int64) []float64 {
-	out := make([]float64, 0, len(seeds))
-	for _, s := range seeds {
-		i := s - fgdFirstSeed
-		if i < 0 || i >= int64(len(r.perSeed)) {
-			return nil
-		}
-		out = append(out, r.perSeed[i])
-	}
-	return out
-}
-
 type replayOptions struct {
 	traceDir, variant, nodes, pods, seeds, profile, plot string
 	inflate                                              float64
@@ -145,9 +107,9 @@ func runReplay(ctx context.Context, out, errOut io.Writer, o replayOptions) erro
 	}
 	var refs []replay.Reference
 	var fgdPerSeed []float64
-	if r, ok := fgdResults[o.variant]; ok && o.pods == "" && o.inflate == 1.3 && o.maxPods == 0 {
-		refs = append(refs, replay.Reference{Label: "FGD (published)", Allocated: r.published})
-		fgdPerSeed = r.fgdSeeds(seeds)
+	if r, ok := replay.FGD(o.variant); ok && o.pods == "" && o.inflate == 1.3 && o.maxPods == 0 {
+		refs = append(refs, replay.Reference{Label: "FGD (published)", Allocated: r.Published})
+		fgdPerSeed = r.Seeds(seeds)
 	}
 	if o.plot != "" {
 		title := fmt.Sprintf("openb %s, %d seeds, inflate %.1f", o.variant, len(seeds), o.inflate)
@@ -174,7 +136,7 @@ func runReplay(ctx context.Context, out, errOut io.Writer, o replayOptions) erro
 			d.Published = &refs[0].Allocated
 		}
 		if fgdPerSeed != nil {
-			diff := pairedDiff(results[0].PerSeed, fgdPerSeed)
+			diff := replay.PairedDiff(results[0].PerSeed, fgdPerSeed)
 			d.FGDPerSeed, d.FGDDiff = fgdPerSeed, &diff
 		}
 		enc := json.NewEncoder(out)
@@ -200,13 +162,8 @@ func runReplay(ctx context.Context, out, errOut io.Writer, o replayOptions) erro
 			per[i] = fmt.Sprintf("%.2f", v)
 		}
 		fmt.Fprintf(out, "%-10s %9.2f%%  %s   (paper's artifact, same pod sequences; published mean %.2f%%)\n", "FGD", replay.Mean(fgdPerSeed), strings.Join(per, " "), ref.Allocated)
-		ahead := 0
-		for i, v := range results[0].PerSeed {
-			if v > fgdPerSeed[i] {
-				ahead++
-			}
-		}
-		fmt.Fprintf(out, "%s - FGD, seed by seed: %+.2f points on average, ahead on %d of %d seeds\n", results[0].Profile, pairedDiff(results[0].PerSeed, fgdPerSeed), ahead, len(fgdPerSeed))
+		fmt.Fprintf(out, "%s - FGD, seed by seed: %+.2f points on average, ahead on %d of %d seeds\n", results[0].Profile,
+			replay.PairedDiff(results[0].PerSeed, fgdPerSeed), replay.SeedsAhead(results[0].PerSeed, fgdPerSeed), len(fgdPerSeed))
 	}
 	for _, r := range results {
 		printBreakdown(out, r)
@@ -215,15 +172,6 @@ func runReplay(ctx context.Context, out, errOut io.Writer, o replayOptions) erro
 		fmt.Fprintf(out, "\nPlot: %s\n", o.plot)
 	}
 	return nil
-}
-
-// pairedDiff is the mean of a[i] - b[i].
-func pairedDiff(a, b []float64) float64 {
-	d := make([]float64, len(a))
-	for i := range a {
-		d[i] = a[i] - b[i]
-	}
-	return replay.Mean(d)
 }
 
 func parseSeeds(s string) ([]int64, error) {
