@@ -6,7 +6,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 
-	"github.com/tessera-sched/tessera/pkg/plugins/pluginargs"
+	"github.com/tessera-sched/tessera/pkg/plugins/internal/pluginargs"
 )
 
 // Args configures Gang through the scheduler configuration.
@@ -64,13 +64,5 @@ func Validate(a *Args) error {
 
 // DecodeArgs decodes, defaults and validates the plugin's args.
 func DecodeArgs(obj runtime.Object) (*Args, error) {
-	a := &Args{}
-	if err := pluginargs.Decode(Name, obj, a); err != nil {
-		return nil, err
-	}
-	SetDefaults(a)
-	if err := Validate(a); err != nil {
-		return nil, fmt.Errorf("invalid %s args: %w", Name, err)
-	}
-	return a, nil
+	return pluginargs.DecodeArgs(Name, obj, SetDefaults, Validate)
 }

@@ -53,3 +53,19 @@ func Decode(plugin string, obj runtime.Object, into any) error {
 	}
 	return nil
 }
+
+// DecodeArgs strictly decodes obj into a new T, applies setDefaults and
+// then validate: the whole path from a pluginConfig entry to a plugin's
+// checked args, so that every plugin fails start-up the same way, with an
+// error naming the plugin and the field.
+func DecodeArgs[T any](plugin string, obj runtime.Object, setDefaults func(*T), validate func(*T) error) (*T, error) {
+	a := new(T)
+	if err := Decode(plugin, obj, a); err != nil {
+		return nil, err
+	}
+	setDefaults(a)
+	if err := validate(a); err != nil {
+		return nil, fmt.Errorf("invalid %s args: %w", plugin, err)
+	}
+	return a, nil
+}

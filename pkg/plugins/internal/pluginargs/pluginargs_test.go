@@ -1,6 +1,7 @@
 package pluginargs
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 
@@ -47,3 +48,32 @@ func TestDecode(t *testing.T) {
 }
 
 func ptr(i int32) *int32 { return &i }
+
+func TestDecodeArgs(t *testing.T) {
+	defaults := func(a *testArgs) {
+		if a.Limit == nil {
+			a.Limit = ptr(10)
+		}
+	}
+	validate := func(a *testArgs) error {
+		if *a.Limit < 0 {
+			return fmt.Errorf("%s: must not be negative", Path("P").Child("limit"))
+		}
+		return nil
+	}
+	got, err := DecodeArgs("P", nil, defaults, validate)
+	if err != nil || *got.Limit != 10 {
+		t.Fatalf("no args: %+v, %v; want the default limit 10", got, err)
+	}
+	got, err = DecodeArgs("P", &runtime.Unknown{Raw: []byte(`{"limit":3}`)}, defaults, validate)
+	if err != nil || *got.Limit != 3 {
+		t.Fatalf("limit 3: %+v, %v", got, err)
+	}
+	if _, err := DecodeArgs("P", &runtime.Unknown{Raw: []byte(`{"limit":-1}`)}, defaults, validate); err == nil ||
+		!strings.Contains(err.Error(), "invalid P args: pluginConfig[P].args.limit: must not be negative") {
+		t.Errorf("invalid limit: error %v", err)
+	}
+	if _, err := DecodeArgs("P", &runtime.Unknown{Raw: []byte(`{"limt":1}`)}, defaults, validate); err == nil || !strings.Contains(err.Error(), `unknown field "limt"`) {
+		t.Errorf("misspelt field: error %v", err)
+	}
+}
