@@ -13,7 +13,7 @@ import (
 	"k8s.io/client-go/dynamic"
 	dynamicfake "k8s.io/client-go/dynamic/fake"
 
-	"github.com/tessera-sched/tessera/pkg/agent"
+	tesserav1alpha1 "github.com/tessera-sched/tessera/pkg/apis/tessera/v1alpha1"
 )
 
 // TestPublishOnce runs the publishing mode once against a fake API server
@@ -22,7 +22,7 @@ import (
 func TestPublishOnce(t *testing.T) {
 	t.Setenv("NODE_NAME", "gpu-node-7")
 	client := dynamicfake.NewSimpleDynamicClientWithCustomListKinds(runtime.NewScheme(),
-		map[schema.GroupVersionResource]string{agent.NodeGPUTopologyResource: "NodeGPUTopologyList"})
+		map[schema.GroupVersionResource]string{tesserav1alpha1.NodeGPUTopologyResource: "NodeGPUTopologyList"})
 	var kubeconfig string
 	shutdowns := 0
 	d := deps{
@@ -47,7 +47,7 @@ func TestPublishOnce(t *testing.T) {
 	if shutdowns != 1 {
 		t.Errorf("NVML shut down %d times, want 1", shutdowns)
 	}
-	u, err := client.Resource(agent.NodeGPUTopologyResource).Get(context.Background(), "gpu-node-7", metav1.GetOptions{})
+	u, err := client.Resource(tesserav1alpha1.NodeGPUTopologyResource).Get(context.Background(), "gpu-node-7", metav1.GetOptions{})
 	if err != nil {
 		t.Fatalf("the node's NodeGPUTopology was not created: %v", err)
 	}

@@ -8,10 +8,6 @@ import (
 	tesserav1alpha1 "github.com/tessera-sched/tessera/pkg/apis/tessera/v1alpha1"
 )
 
-// NodeGPUTopologyResource is the resource the agent writes. The agent talks
-// to it through the dynamic client so that it needs no generated clientset.
-var NodeGPUTopologyResource = tesserav1alpha1.SchemeGroupVersion.WithResource("nodegputopologies")
-
 // NewObject builds the NodeGPUTopology that the agent publishes for a node:
 // named after the node (the scheduler finds it by node name), with the
 // discovered spec and a status summarising it. now becomes

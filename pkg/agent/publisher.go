@@ -55,7 +55,7 @@ const (
 // Publisher keeps one node's NodeGPUTopology in step with what discovery
 // finds.
 type Publisher struct {
-	// Client writes NodeGPUTopologyResource.
+	// Client writes tesserav1alpha1.NodeGPUTopologyResource.
 	Client dynamic.Interface
 	// NodeName is the node, and so the object, name.
 	NodeName string
@@ -189,7 +189,7 @@ func sameSummary(a, b tesserav1alpha1.NodeGPUTopologyStatus) bool {
 }
 
 func (p *Publisher) client() dynamic.ResourceInterface {
-	return p.Client.Resource(NodeGPUTopologyResource)
+	return p.Client.Resource(tesserav1alpha1.NodeGPUTopologyResource)
 }
 
 func (p *Publisher) now() time.Time {

@@ -179,7 +179,7 @@ func TestPublisherSync(t *testing.T) {
 				objs = append(objs, u)
 			}
 			client := dynamicfake.NewSimpleDynamicClientWithCustomListKinds(runtime.NewScheme(),
-				map[schema.GroupVersionResource]string{NodeGPUTopologyResource: "NodeGPUTopologyList"}, objs...)
+				map[schema.GroupVersionResource]string{tesserav1alpha1.NodeGPUTopologyResource: "NodeGPUTopologyList"}, objs...)
 			discovered := info
 			if tc.driver != "" {
 				discovered.DriverVersion = tc.driver
@@ -210,7 +210,7 @@ func TestPublisherSync(t *testing.T) {
 				t.Errorf("wrote %q, want %q", got, tc.wantWrite)
 			}
 
-			u, err := client.Resource(NodeGPUTopologyResource).Get(context.Background(), testNode, metav1.GetOptions{})
+			u, err := client.Resource(tesserav1alpha1.NodeGPUTopologyResource).Get(context.Background(), testNode, metav1.GetOptions{})
 			if tc.wantSpec == nil {
 				if err == nil {
 					t.Errorf("an object was published: %v", u.Object)
@@ -247,7 +247,7 @@ func TestPublisherSequence(t *testing.T) {
 	t0 := time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)
 	clock := testingclock.NewFakePassiveClock(t0)
 	client := dynamicfake.NewSimpleDynamicClientWithCustomListKinds(runtime.NewScheme(),
-		map[schema.GroupVersionResource]string{NodeGPUTopologyResource: "NodeGPUTopologyList"})
+		map[schema.GroupVersionResource]string{tesserav1alpha1.NodeGPUTopologyResource: "NodeGPUTopologyList"})
 	spec := twoH100(nil)
 	var discoverErr error
 	p := &Publisher{

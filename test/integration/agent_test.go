@@ -32,7 +32,7 @@ func TestAgentAdmissionPolicy(t *testing.T) {
 		if node != "" {
 			cfg.Impersonate.Extra = map[string][]string{"authentication.kubernetes.io/node-name": {node}}
 		}
-		return dynamic.NewForConfigOrDie(cfg).Resource(tesserav1alpha1.SchemeGroupVersion.WithResource("nodegputopologies"))
+		return dynamic.NewForConfigOrDie(cfg).Resource(tesserav1alpha1.NodeGPUTopologyResource)
 	}
 	object := func(name string) *unstructured.Unstructured {
 		return &unstructured.Unstructured{Object: map[string]any{
@@ -46,7 +46,7 @@ func TestAgentAdmissionPolicy(t *testing.T) {
 	}
 	ctx := context.Background()
 	t.Cleanup(func() {
-		gvr := tesserav1alpha1.SchemeGroupVersion.WithResource("nodegputopologies")
+		gvr := tesserav1alpha1.NodeGPUTopologyResource
 		for _, n := range []string{"agent-node-a", "agent-node-b"} {
 			_ = dynamic.NewForConfigOrDie(cp.Config).Resource(gvr).Delete(ctx, n, metav1.DeleteOptions{})
 		}
@@ -79,7 +79,7 @@ func TestAgentAdmissionPolicy(t *testing.T) {
 		t.Errorf("agent without a node claim: error %v", err)
 	}
 	// Other users (an admin) are not restricted by the policy.
-	if _, err := dynamic.NewForConfigOrDie(cp.Config).Resource(tesserav1alpha1.SchemeGroupVersion.WithResource("nodegputopologies")).
+	if _, err := dynamic.NewForConfigOrDie(cp.Config).Resource(tesserav1alpha1.NodeGPUTopologyResource).
 		Create(ctx, object("agent-node-b"), metav1.CreateOptions{}); err != nil {
 		t.Errorf("admin write denied: %v", err)
 	}

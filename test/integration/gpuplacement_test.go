@@ -34,7 +34,7 @@ func publishTopology(t *testing.T, obj *tesserav1alpha1.NodeGPUTopology) {
 		t.Fatal(err)
 	}
 	dyn := dynamic.NewForConfigOrDie(cp.Config)
-	gvr := tesserav1alpha1.SchemeGroupVersion.WithResource("nodegputopologies")
+	gvr := tesserav1alpha1.NodeGPUTopologyResource
 	if _, err := dyn.Resource(gvr).Create(context.Background(), &unstructured.Unstructured{Object: m}, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}

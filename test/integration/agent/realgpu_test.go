@@ -154,7 +154,7 @@ func TestRealGPU(t *testing.T) {
 	if out, err := exec.CommandContext(ctx, bin, "--once", "--node-name", node, "--kubeconfig", cp.Kubeconfig).CombinedOutput(); err != nil {
 		t.Fatalf("tessera-agent --once: %v\n%s", err, out)
 	}
-	u, err := dynamic.NewForConfigOrDie(cp.Config).Resource(tesserav1alpha1.SchemeGroupVersion.WithResource("nodegputopologies")).Get(ctx, node, metav1.GetOptions{})
+	u, err := dynamic.NewForConfigOrDie(cp.Config).Resource(tesserav1alpha1.NodeGPUTopologyResource).Get(ctx, node, metav1.GetOptions{})
 	if err != nil {
 		t.Fatalf("the agent's NodeGPUTopology: %v", err)
 	}

@@ -12,6 +12,10 @@ const GroupName = "tessera.dev"
 // SchemeGroupVersion is the group version of this package's types.
 var SchemeGroupVersion = schema.GroupVersion{Group: GroupName, Version: "v1alpha1"}
 
+// NodeGPUTopologyResource is the resource tessera-agent writes and
+// GPUPlacement reads, through the dynamic client (no generated clientset).
+var NodeGPUTopologyResource = SchemeGroupVersion.WithResource("nodegputopologies")
+
 // Resource returns a GroupResource for an unqualified resource name.
 func Resource(resource string) schema.GroupResource {
 	return SchemeGroupVersion.WithResource(resource).GroupResource()
