@@ -13,17 +13,8 @@ import (
 	schedv1alpha1 "sigs.k8s.io/scheduler-plugins/apis/scheduling/v1alpha1"
 
 	"github.com/tessera-sched/tessera/pkg/gpu"
-	"github.com/tessera-sched/tessera/pkg/plugins/elasticquota"
-	"github.com/tessera-sched/tessera/pkg/plugins/gpuplacement"
+	"github.com/tessera-sched/tessera/pkg/kube"
 	"github.com/tessera-sched/tessera/pkg/quota"
-)
-
-const (
-	gpuResource          = "nvidia.com/gpu"
-	migResourcePrefix    = "nvidia.com/mig-"
-	shareAnnotation      = "tessera.dev/gpu-milli"
-	assignmentAnnotation = gpu.AnnotationAssignment
-	productLabel         = "nvidia.com/gpu.product"
 )
 
 // report prints where every pod went, what each node has left, and why the
@@ -47,7 +38,7 @@ func report(out io.Writer, nodes []v1.Node, pods []v1.Pod, quotas []schedv1alpha
 			node, status = "-", "Pending"
 			pending = append(pending, p)
 		}
-		if raw, ok := p.Annotations[assignmentAnnotation]; ok {
+		if raw, ok := p.Annotations[kube.AnnotationAssignment]; ok {
 			if a, err := gpu.UnmarshalAssignment(raw); err == nil {
 				devices = a.Describe()
 			}
@@ -69,11 +60,11 @@ func report(out io.Writer, nodes []v1.Node, pods []v1.Pod, quotas []schedv1alpha
 			}
 		}
 		gpuMap, inUse := "-", "-"
-		if s := gpuplacement.NodeGPUState(&n, onNode); s != nil {
+		if s := kube.NodeGPUState(&n, onNode); s != nil {
 			gpuMap = drawGPUs(s)
 			inUse = fmt.Sprintf("%s of %d GPUs", trimFloat(float64(s.UsedMilli())/1000), s.GPUCount())
 		}
-		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\n", n.Name, n.Labels[productLabel], gpuMap, inUse, strings.Join(names, ", "))
+		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\n", n.Name, n.Labels[kube.LabelProduct], gpuMap, inUse, strings.Join(names, ", "))
 	}
 	tw.Flush()
 
@@ -85,10 +76,10 @@ func report(out io.Writer, nodes []v1.Node, pods []v1.Pod, quotas []schedv1alpha
 			used := quota.Resources{}
 			for i := range pods {
 				if pods[i].Namespace == q.Namespace && pods[i].Spec.NodeName != "" {
-					used = used.Add(elasticquota.PodCharge(&pods[i]))
+					used = used.Add(kube.QuotaCharge(&pods[i]))
 				}
 			}
-			min, max := elasticquota.FromList(q.Spec.Min), elasticquota.FromList(q.Spec.Max)
+			min, max := kube.Amounts(q.Spec.Min), kube.Amounts(q.Spec.Max)
 			names := map[string]bool{}
 			for n := range min {
 				names[n] = true
@@ -134,18 +125,18 @@ func report(out io.Writer, nodes []v1.Node, pods []v1.Pod, quotas []schedv1alpha
 func asks(p *v1.Pod) string {
 	var parts []string
 	req := podRequests(p)
-	if q, ok := req[gpuResource]; ok && !q.IsZero() {
+	if q, ok := req[kube.ResourceGPU]; ok && !q.IsZero() {
 		parts = append(parts, fmt.Sprintf("%d GPU", q.Value()))
 	}
 	var mig []string
 	for name, q := range req {
-		if strings.HasPrefix(string(name), migResourcePrefix) && !q.IsZero() {
-			mig = append(mig, fmt.Sprintf("%d x MIG %s", q.Value(), strings.TrimPrefix(string(name), migResourcePrefix)))
+		if strings.HasPrefix(string(name), gpu.MIGResourcePrefix) && !q.IsZero() {
+			mig = append(mig, fmt.Sprintf("%d x MIG %s", q.Value(), strings.TrimPrefix(string(name), gpu.MIGResourcePrefix)))
 		}
 	}
 	sort.Strings(mig)
 	parts = append(parts, mig...)
-	if m := p.Annotations[shareAnnotation]; m != "" {
+	if m := p.Annotations[kube.AnnotationShare]; m != "" {
 		parts = append(parts, m+"m of a GPU")
 	}
 	if len(parts) == 0 {

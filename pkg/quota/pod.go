@@ -31,3 +31,13 @@ type PodUsage struct {
 	// the same quota twice.
 	Assumed bool
 }
+
+// PreemptionKind names why a victim in victimNamespace makes way for a
+// preemptor in preemptorNamespace, for metrics: "reclaim" when another
+// namespace's borrowed quota is taken back, "priority" within a namespace.
+func PreemptionKind(preemptorNamespace, victimNamespace string) string {
+	if victimNamespace != preemptorNamespace {
+		return "reclaim"
+	}
+	return "priority"
+}

@@ -78,3 +78,12 @@ func TestValidate(t *testing.T) {
 		})
 	}
 }
+
+func TestPreemptionKind(t *testing.T) {
+	if got := PreemptionKind("a", "a"); got != "priority" {
+		t.Errorf("same namespace: %q, want priority", got)
+	}
+	if got := PreemptionKind("a", "b"); got != "reclaim" {
+		t.Errorf("other namespace: %q, want reclaim", got)
+	}
+}

@@ -8,7 +8,7 @@ import (
 	v1 "k8s.io/api/core/v1"
 	fwk "k8s.io/kube-scheduler/framework"
 
-	"github.com/tessera-sched/tessera/pkg/plugins/gpuplacement"
+	"github.com/tessera-sched/tessera/pkg/kube"
 )
 
 // Breakdown says where the GPU capacity that is not allocated is, at the
@@ -102,7 +102,7 @@ func breakdown(nodes []fwk.NodeInfo, capacity, arrived, allocated int64, dropped
 		for _, pi := range ni.GetPods() {
 			pods = append(pods, pi.GetPod())
 		}
-		s := gpuplacement.NodeGPUState(ni.Node(), pods)
+		s := kube.NodeGPUState(ni.Node(), pods)
 		if s == nil {
 			continue
 		}

@@ -9,7 +9,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/tessera-sched/tessera/pkg/gpu"
-	"github.com/tessera-sched/tessera/pkg/plugins/gpuplacement"
+	"github.com/tessera-sched/tessera/pkg/kube"
 )
 
 // SchedulerName is the profile the replayed pods ask for.
@@ -29,7 +29,7 @@ func (n NodeRow) Node() *v1.Node {
 	}
 	labels := map[string]string{"kubernetes.io/hostname": n.Name}
 	if n.GPUs > 0 {
-		capacity[gpuplacement.ResourceGPU] = *resource.NewQuantity(int64(n.GPUs), resource.DecimalSI)
+		capacity[kube.ResourceGPU] = *resource.NewQuantity(int64(n.GPUs), resource.DecimalSI)
 		labels[gpu.LabelProduct] = n.Model
 		labels["nvidia.com/gpu.count"] = strconv.Itoa(n.GPUs)
 	}
@@ -57,9 +57,9 @@ func (p PodRow) Pod(name string) *v1.Pod {
 	switch {
 	case p.NumGPU > 0 && p.GPUMilli >= 1000:
 		q := *resource.NewQuantity(int64(p.NumGPU), resource.DecimalSI)
-		requests[gpuplacement.ResourceGPU], limits[gpuplacement.ResourceGPU] = q, q
+		requests[kube.ResourceGPU], limits[kube.ResourceGPU] = q, q
 	case p.NumGPU == 1 && p.GPUMilli > 0:
-		annotations[gpuplacement.AnnotationShare] = strconv.Itoa(p.GPUMilli)
+		annotations[kube.AnnotationShare] = strconv.Itoa(p.GPUMilli)
 	}
 	pod := &v1.Pod{
 		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "default", UID: types.UID(name), Annotations: annotations},

@@ -11,7 +11,7 @@ import (
 
 	v1 "k8s.io/api/core/v1"
 
-	"github.com/tessera-sched/tessera/pkg/plugins/gpuplacement"
+	"github.com/tessera-sched/tessera/pkg/kube"
 )
 
 // traceDir is the openb trace shipped beside the repository (../shared).
@@ -163,7 +163,7 @@ func TestReplaySliceInvariants(t *testing.T) {
 				}
 				// Rebuilding the node from its pods' annotations alone fails
 				// on any GPU above 1000 milli or device held twice.
-				if s := gpuplacement.NodeGPUState(node, nil); s != nil {
+				if s := kube.NodeGPUState(node, nil); s != nil {
 					for _, p := range podsOn {
 						if err := addAnnotated(s, p); err != nil {
 							t.Errorf("node %s: %v", node.Name, err)

@@ -253,6 +253,14 @@ func createPodWith(t *testing.T, ns, name string, limits v1.ResourceList, annota
 // returns its PodScheduled condition.
 func waitUnschedulable(t *testing.T, ns, name string, timeout time.Duration) v1.PodCondition {
 	t.Helper()
+	return waitCondition(t, ns, name, "", timeout)
+}
+
+// waitCondition waits until the pod has a PodScheduled=False condition
+// whose message contains want, and returns it; it fails if the pod is bound
+// first, naming the last message seen.
+func waitCondition(t *testing.T, ns, name, want string, timeout time.Duration) v1.PodCondition {
+	t.Helper()
 	var cond v1.PodCondition
 	err := wait.PollUntilContextTimeout(context.Background(), 100*time.Millisecond, timeout, true, func(ctx context.Context) (bool, error) {
 		p, err := cp.Client.CoreV1().Pods(ns).Get(ctx, name, metav1.GetOptions{})
@@ -265,13 +273,12 @@ func waitUnschedulable(t *testing.T, ns, name string, timeout time.Duration) v1.
 		for _, c := range p.Status.Conditions {
 			if c.Type == v1.PodScheduled && c.Status == v1.ConditionFalse {
 				cond = c
-				return true, nil
 			}
 		}
-		return false, nil
+		return cond.Type != "" && strings.Contains(cond.Message, want), nil
 	})
 	if err != nil {
-		t.Fatalf("pod %s/%s: %v", ns, name, err)
+		t.Fatalf("pod %s/%s: no PodScheduled=False message containing %q: %v (last: %q)", ns, name, want, err, cond.Message)
 	}
 	return cond
 }

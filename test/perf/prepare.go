@@ -13,8 +13,8 @@ import (
 	"k8s.io/kubernetes/test/utils/client-go/ktesting"
 
 	"github.com/tessera-sched/tessera/manifests/render"
+	"github.com/tessera-sched/tessera/pkg/kube"
 	"github.com/tessera-sched/tessera/pkg/localcluster"
-	"github.com/tessera-sched/tessera/pkg/plugins/gpuplacement"
 )
 
 // auditEnv names the file (JSON lines) that prepare's end-of-workload
@@ -163,7 +163,7 @@ func collectAudit(tCtx ktesting.TContext, workload string) (*Audit, error) {
 	}
 	for i := range nodes.Items {
 		n := &nodes.Items[i]
-		v := gpuplacement.CheckNode(n, onNode[n.Name])
+		v := kube.CheckNode(n, onNode[n.Name])
 		a.OverAllocated += len(v)
 		a.Examples = append(a.Examples, v...)
 	}

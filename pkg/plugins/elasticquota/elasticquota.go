@@ -32,7 +32,9 @@ import (
 	"sigs.k8s.io/scheduler-plugins/pkg/generated/clientset/versioned"
 	"sigs.k8s.io/scheduler-plugins/pkg/generated/informers/externalversions"
 
+	"github.com/tessera-sched/tessera/pkg/kube"
 	"github.com/tessera-sched/tessera/pkg/plugins/internal/crd"
+	"github.com/tessera-sched/tessera/pkg/plugins/internal/profile"
 	"github.com/tessera-sched/tessera/pkg/quota"
 )
 
@@ -128,27 +130,10 @@ func New(ctx context.Context, obj runtime.Object, h fwk.Handle) (fwk.Plugin, err
 	if err := pl.watchQuotas(ctx); err != nil {
 		return nil, err
 	}
-	trackers.Store(h, pl.tracker)
-	go func() {
-		<-ctx.Done()
-		trackers.Delete(h)
-	}()
+	// Gang checks a whole group against its namespace's quota with the
+	// same tracker, before any member reserves anything.
+	profile.SetTracker(ctx, h, pl.tracker)
 	return pl, nil
-}
-
-// trackers maps each profile's framework handle to its ElasticQuota
-// plugin's tracker.
-var trackers sync.Map
-
-// TrackerFor returns the quota tracker of the ElasticQuota plugin built for
-// the profile whose handle is h, or nil when the profile does not run it.
-// The Gang plugin uses it to check a whole group against its namespace's
-// quota before any member reserves anything.
-func TrackerFor(h fwk.Handle) *quota.Tracker {
-	if t, ok := trackers.Load(h); ok {
-		return t.(*quota.Tracker)
-	}
-	return nil
 }
 
 // watchQuotas feeds ElasticQuota objects into the tracker once the API
@@ -213,7 +198,7 @@ func (pl *ElasticQuota) quotaChanged(logger klog.Logger, obj any) {
 	if !ok {
 		return
 	}
-	err := pl.tracker.SetQuota(key(eq), quota.Quota{Namespace: eq.Namespace, Min: fromList(eq.Spec.Min), Max: fromList(eq.Spec.Max)})
+	err := pl.tracker.SetQuota(key(eq), quota.Quota{Namespace: eq.Namespace, Min: kube.Amounts(eq.Spec.Min), Max: kube.Amounts(eq.Spec.Max)})
 	pl.evMu.Lock()
 	defer pl.evMu.Unlock()
 	if err == nil {
@@ -270,7 +255,7 @@ func (pl *ElasticQuota) nodeChanged(obj any, deleted bool) {
 	if deleted {
 		delete(pl.capacity, node.Name)
 	} else {
-		pl.capacity[node.Name] = nodeCapacity(node)
+		pl.capacity[node.Name] = kube.NodeCapacity(node)
 	}
 	total := quota.Resources{}
 	for _, c := range pl.capacity {
@@ -296,7 +281,7 @@ func (pl *ElasticQuota) podChanged(obj any) {
 		}
 		return
 	}
-	pl.tracker.AddPod(usage(pod, pod.Spec.NodeName))
+	pl.tracker.AddPod(kube.QuotaUsage(pod, pod.Spec.NodeName))
 }
 
 func (pl *ElasticQuota) podDeleted(obj any) {
@@ -308,23 +293,6 @@ func (pl *ElasticQuota) podDeleted(obj any) {
 			pl.tracker.RemovePod(string(p.UID))
 		}
 	}
-}
-
-func usage(pod *v1.Pod, node string) quota.PodUsage {
-	u := quota.PodUsage{
-		UID:       string(pod.UID),
-		Namespace: pod.Namespace,
-		Resources: podResources(pod),
-		Gang:      pod.Labels[schedv1alpha1.PodGroupLabel],
-		Node:      node,
-	}
-	if pod.Spec.Priority != nil {
-		u.Priority = *pod.Spec.Priority
-	}
-	if pod.Status.StartTime != nil {
-		u.StartTime = pod.Status.StartTime.Time
-	}
-	return u
 }
 
 // Name returns the plugin name.
@@ -353,7 +321,7 @@ func (pl *ElasticQuota) PreFilter(_ context.Context, cs fwk.CycleState, pod *v1.
 		}
 		return nil, fwk.NewStatus(fwk.Skip)
 	}
-	u := usage(pod, "")
+	u := kube.QuotaUsage(pod, "")
 	d := pl.tracker.CheckAdmit(pod.Namespace, u.Resources)
 	cs.Write(stateKey, &preFilterState{usage: u, decision: d})
 	if !d.Admit {

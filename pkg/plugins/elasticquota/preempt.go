@@ -14,6 +14,7 @@ import (
 	"k8s.io/kubernetes/pkg/scheduler/framework/preemption"
 	schedv1alpha1 "sigs.k8s.io/scheduler-plugins/apis/scheduling/v1alpha1"
 
+	"github.com/tessera-sched/tessera/pkg/kube"
 	"github.com/tessera-sched/tessera/pkg/quota"
 )
 
@@ -173,7 +174,7 @@ func (p *preemptor) SelectVictimsOnNode(ctx context.Context, state fwk.CycleStat
 	_ []*preemption.DomainVictim, pdbs []*policy.PodDisruptionBudget) ([]*v1.Pod, int, *fwk.Status) {
 	logger := klog.FromContext(ctx)
 	node := nodeInfo.Node().Name
-	self := usage(pod, "")
+	self := kube.QuotaUsage(pod, "")
 
 	infos := make(map[string]fwk.PodInfo)
 	var candidates []quota.PodUsage
@@ -184,7 +185,7 @@ func (p *preemptor) SelectVictimsOnNode(ctx context.Context, state fwk.CycleStat
 			return
 		}
 		infos[uid] = pi
-		candidates = append(candidates, usage(vp, vp.Spec.NodeName))
+		candidates = append(candidates, kube.QuotaUsage(vp, vp.Spec.NodeName))
 	}
 	for _, pi := range nodeInfo.GetPods() {
 		add(pi)
@@ -262,7 +263,7 @@ func (pl *ElasticQuota) countPreemption(next func(context.Context, preemption.Ca
 	return func(ctx context.Context, c preemption.Candidate, by preemption.ExecutorPreemptor, victim *v1.Pod, plugin string) (bool, error) {
 		inMemory, err := next(ctx, c, by, victim, plugin)
 		if err == nil {
-			CountPreempted(by.GetNamespace(), victim.Namespace)
+			countPreempted(by.GetNamespace(), victim.Namespace)
 		}
 		return inMemory, err
 	}

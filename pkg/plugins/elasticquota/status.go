@@ -40,7 +40,7 @@ var (
 	})
 	preemptedPods = metrics.NewCounterVec(&metrics.CounterOpts{
 		Subsystem: "tessera", Name: "preempted_pods_total",
-		Help:           "Pods evicted by preemption, by the preemptor's and the victim's namespace and kind: reclaim (borrowed quota taken back) or priority.",
+		Help:           "Pods evicted by ElasticQuota's per-pod preemption, by the preemptor's and the victim's namespace and kind: reclaim (borrowed quota taken back) or priority. Gang's whole-group preemption counts in tessera_gang_preempted_pods_total.",
 		StabilityLevel: metrics.ALPHA,
 	}, []string{"preemptor_namespace", "victim_namespace", "kind"})
 	registerOnce sync.Once
@@ -107,4 +107,9 @@ func (pl *ElasticQuota) syncStatus(ctx context.Context) {
 			pl.written.Store(key, string(patch))
 		}
 	}
+}
+
+// countPreempted counts one victim evicted for a pod of preemptorNamespace.
+func countPreempted(preemptorNamespace, victimNamespace string) {
+	preemptedPods.WithLabelValues(preemptorNamespace, victimNamespace, quota.PreemptionKind(preemptorNamespace, victimNamespace)).Inc()
 }

@@ -2,11 +2,11 @@ package gang
 
 import (
 	"fmt"
+	"math"
 	"slices"
 	"strings"
 
 	v1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/apimachinery/pkg/types"
 	resourcehelper "k8s.io/component-helpers/resource"
 	corev1helpers "k8s.io/component-helpers/scheduling/corev1"
@@ -14,19 +14,24 @@ import (
 	"k8s.io/klog/v2"
 	fwk "k8s.io/kube-scheduler/framework"
 
-	"github.com/tessera-sched/tessera/pkg/gang"
+	gangcore "github.com/tessera-sched/tessera/pkg/gang"
 	"github.com/tessera-sched/tessera/pkg/gpu"
-	"github.com/tessera-sched/tessera/pkg/plugins/elasticquota"
-	"github.com/tessera-sched/tessera/pkg/plugins/gpuplacement"
+	"github.com/tessera-sched/tessera/pkg/kube"
+	"github.com/tessera-sched/tessera/pkg/plugins/internal/profile"
 	"github.com/tessera-sched/tessera/pkg/quota"
 )
 
 // simNode is a node in the whole-group simulation: its free CPU and memory
-// and its GPU state (GPUPlacement's model, derived from labels and pods).
+// and its GPU state, as GPUPlacement's Filter sees it (profile.NodeGPUs).
 type simNode struct {
 	node     *v1.Node
 	cpu, mem int64
-	gpus     *gpu.NodeState
+	// gpus is nil for a node without GPUs, or whose GPUs are over-committed
+	// by pods placed outside Tessera (Filter places nothing there).
+	gpus *gpu.NodeState
+	// single is the MIG profile the node serves whole GPUs as ("" for
+	// none), as in the topology GPUPlacement uses for it.
+	single string
 }
 
 // wholeGroupFits checks, before any member reserves anything, that the
@@ -42,7 +47,7 @@ type simNode struct {
 // The result is fitNow, fitLater (the group would fit the same nodes empty:
 // it waits for running work to finish, without a growing back-off) or
 // fitNever.
-func (pl *Gang) wholeGroupFits(key gang.GroupKey, nodes []fwk.NodeInfo) (string, fitResult) {
+func (pl *Gang) wholeGroupFits(key gangcore.GroupKey, nodes []fwk.NodeInfo) (string, fitResult) {
 	g, pods, members, need := pl.pendingMembers(key)
 	if need <= 0 || pl.pods == nil {
 		return "", fitNow
@@ -50,7 +55,7 @@ func (pl *Gang) wholeGroupFits(key gang.GroupKey, nodes []fwk.NodeInfo) (string,
 	if reason, res := pl.groupQuota(key, pods, need); res != fitNow {
 		return reason, res
 	}
-	reason, placed, ok := newGroupSim(g, need, pods, members, nodes, false, nil).run()
+	reason, placed, ok := pl.newGroupSim(g, need, pods, members, nodes, false, nil).run()
 	if ok {
 		return "", fitNow
 	}
@@ -61,16 +66,16 @@ func (pl *Gang) wholeGroupFits(key gang.GroupKey, nodes []fwk.NodeInfo) (string,
 	if reason == "" {
 		reason = fmt.Sprintf("%d more members need room at once, %d fit in %s (checked CPU, memory and device-level GPU fit)", need, placed, where)
 	}
-	if _, _, okEmpty := newGroupSim(g, need, pods, members, nodes, true, nil).run(); okEmpty {
+	if _, _, okEmpty := pl.newGroupSim(g, need, pods, members, nodes, true, nil).run(); okEmpty {
 		return fmt.Sprintf("pod group %s waits for room: %s; it fits once running pods finish", key, reason), fitLater
 	}
 	return fmt.Sprintf("pod group %s cannot be placed whole: %s", key, reason), fitNever
 }
 
 // pendingMembers returns the group's spec and its members that have no
-// place yet (with their sizes for gang.FitsAll), and how many more members
+// place yet (with their sizes for gangcore.FitsAll), and how many more members
 // it needs.
-func (pl *Gang) pendingMembers(key gang.GroupKey) (gang.Group, []*v1.Pod, []gang.Member, int) {
+func (pl *Gang) pendingMembers(key gangcore.GroupKey) (gangcore.Group, []*v1.Pod, []gangcore.Member, int) {
 	pending, need := pl.mgr.Pending(key)
 	pl.mu.Lock()
 	g := pl.groups[key]
@@ -79,7 +84,7 @@ func (pl *Gang) pendingMembers(key gang.GroupKey) (gang.Group, []*v1.Pod, []gang
 		return g, nil, nil, need
 	}
 	var pods []*v1.Pod
-	var members []gang.Member
+	var members []gangcore.Member
 	for _, ref := range pending {
 		ns, name, _ := strings.Cut(ref.Name, "/")
 		p, err := pl.pods.Pods(ns).Get(name)
@@ -87,11 +92,11 @@ func (pl *Gang) pendingMembers(key gang.GroupKey) (gang.Group, []*v1.Pod, []gang
 			continue
 		}
 		size := int64(0)
-		if r, ok, err := gpuplacement.RequestOn(p, &v1.Node{}); err == nil && ok {
-			size = r.GPUEquivalentMilli()
+		if d, err := kube.ParseDemand(p); err == nil {
+			size = d.RequestOn("").GPUEquivalentMilli()
 		}
 		pods = append(pods, p)
-		members = append(members, gang.Member{Size: size})
+		members = append(members, gangcore.Member{Size: size})
 	}
 	return g, pods, members, need
 }
@@ -106,32 +111,48 @@ const (
 )
 
 // groupSim is the whole-group simulation: the group's pending members
-// placed greedily (gang.FitsAll) on the cluster's nodes with the real
+// placed greedily (gangcore.FitsAll) on the cluster's nodes with the real
 // device-level GPU model, CPU and memory, required node affinity and
 // NoSchedule/NoExecute taints. Other constraints (inter-pod affinity,
 // spreading) are left to the members' own scheduling cycles.
 type groupSim struct {
-	g       gang.Group
+	g       gangcore.Group
 	need    int
 	pods    []*v1.Pod
-	members []gang.Member
-	// reqs holds each pod's CPU/memory request and required node
-	// affinity, derived once: fit runs for every member on every node.
+	members []gangcore.Member
+	// reqs holds each pod's CPU/memory request, GPU demand and required
+	// node affinity, derived once: fit runs for every member on every node.
 	reqs  []memberReq
 	infos []fwk.NodeInfo
 	nodes []*simNode
 	// gone reports pods the simulation treats as already away (pods being
 	// deleted, when planning a preemption); nil keeps every pod.
 	gone func(*v1.Pod) bool
+	// gpusOf derives a node's GPU state with only the given pods on it, as
+	// GPUPlacement's Filter does (see profile.NodeGPUs).
+	gpusOf func(*v1.Node, []*v1.Pod) *kube.NodeGPUs
 }
 
 // newGroupSim builds the simulation over nodes as they are (without the
-// pods gone reports), or empty.
-func newGroupSim(g gang.Group, need int, pods []*v1.Pod, members []gang.Member, infos []fwk.NodeInfo, empty bool, gone func(*v1.Pod) bool) *groupSim {
-	s := &groupSim{g: g, need: need, pods: pods, members: members, gone: gone}
+// pods gone reports), or empty, with the node GPU states of pl's profile.
+func (pl *Gang) newGroupSim(g gangcore.Group, need int, pods []*v1.Pod, members []gangcore.Member, infos []fwk.NodeInfo, empty bool, gone func(*v1.Pod) bool) *groupSim {
+	logger := klog.FromContext(pl.ctx)
+	gpusOf := func(n *v1.Node, pods []*v1.Pod) *kube.NodeGPUs { return profile.NodeGPUs(pl.handle, logger, n, pods) }
+	return newGroupSim(g, need, pods, members, infos, empty, gone, gpusOf)
+}
+
+// newGroupSim builds the simulation with node GPU states from gpusOf.
+func newGroupSim(g gangcore.Group, need int, pods []*v1.Pod, members []gangcore.Member, infos []fwk.NodeInfo, empty bool, gone func(*v1.Pod) bool, gpusOf func(*v1.Node, []*v1.Pod) *kube.NodeGPUs) *groupSim {
+	s := &groupSim{g: g, need: need, pods: pods, members: members, gone: gone, gpusOf: gpusOf}
 	for _, p := range pods {
 		c, m := podCPUMemory(p)
-		s.reqs = append(s.reqs, memberReq{cpu: c, mem: m, affinity: nodeaffinity.GetRequiredNodeAffinity(p)})
+		r := memberReq{cpu: c, mem: m, affinity: nodeaffinity.GetRequiredNodeAffinity(p)}
+		if d, err := kube.ParseDemand(p); err != nil {
+			r.invalid = true
+		} else if !d.IsZero() {
+			r.gpus = d
+		}
+		s.reqs = append(s.reqs, r)
 	}
 	for _, ni := range infos {
 		if ni.Node() == nil {
@@ -164,7 +185,9 @@ func (s *groupSim) buildNode(ni fwk.NodeInfo, empty bool, without map[types.UID]
 			onNode = append(onNode, p)
 		}
 	}
-	sn.gpus = gpuplacement.NodeGPUState(n, onNode)
+	if ng := s.gpusOf(n, onNode); ng.GPUs != nil && !ng.Overbooked {
+		sn.gpus, sn.single = ng.GPUs, ng.Topology.SingleProfile
+	}
 	return sn
 }
 
@@ -193,13 +216,19 @@ func (s *groupSim) runWithout(victims map[types.UID]bool, victimNodes map[string
 }
 
 func (s *groupSim) runOn(sims []*simNode) (string, int, bool) {
-	caps := make([]gang.NodeCap, len(sims))
+	caps := make([]gangcore.NodeCap, len(sims))
 	free := map[string]int64{}
 	for i, sn := range sims {
-		c := gang.NodeCap{}
+		c := gangcore.NodeCap{}
 		if sn.gpus != nil {
 			c.Free = sn.gpus.FreeMilli()
-			free["nvidia.com/gpu"] += int64(sn.gpus.FreeWholeGPUs())
+			if sn.single != "" {
+				// Members are sized in GPU-equivalents of whole GPUs, which
+				// this node serves as (smaller) MIG devices: leave the
+				// decision to fit rather than prune by size.
+				c.Free = math.MaxInt64 / 4
+			}
+			free[gpu.ResourceGPU] += int64(sn.gpus.FreeWholeGPUs())
 		}
 		if s.g.Topology.Key != "" {
 			c.Domain = sn.node.Labels[s.g.Topology.Key]
@@ -208,34 +237,30 @@ func (s *groupSim) runOn(sims []*simNode) (string, int, bool) {
 		free[string(v1.ResourceMemory)] += sn.mem
 		caps[i] = c
 	}
-	if ok, reason := gang.CheckMinResources(s.g, free); !ok {
+	if ok, reason := gangcore.CheckMinResources(s.g, free); !ok {
 		return reason, 0, false
 	}
 	fit := func(m, n int) bool {
 		p, sn, req := s.pods[m], sims[n], &s.reqs[m]
-		if req.cpu > sn.cpu || req.mem > sn.mem || !req.admits(sn.node, p) {
+		if req.invalid || req.cpu > sn.cpu || req.mem > sn.mem || !req.admits(sn.node, p) {
 			return false
 		}
-		r, ok, err := gpuplacement.RequestOn(p, sn.node)
-		if err != nil {
-			return false
-		}
-		if !ok {
+		if req.gpus == nil {
 			return true
 		}
 		if sn.gpus == nil {
 			return false
 		}
-		_, _, err = sn.gpus.Allocate(r)
+		_, _, err := sn.gpus.Allocate(req.gpus.RequestOn(sn.single))
 		return err == nil
 	}
 	assume := func(m, n int) func() {
-		p, sn := s.pods[m], sims[n]
-		c, mem := s.reqs[m].cpu, s.reqs[m].mem
+		sn, req := sims[n], &s.reqs[m]
+		c, mem := req.cpu, req.mem
 		sn.cpu, sn.mem = sn.cpu-c, sn.mem-mem
 		var a gpu.Assignment
-		if r, ok, err := gpuplacement.RequestOn(p, sn.node); err == nil && ok && sn.gpus != nil {
-			if got, _, err := sn.gpus.Allocate(r); err == nil && sn.gpus.Add(got) == nil {
+		if req.gpus != nil && sn.gpus != nil {
+			if got, _, err := sn.gpus.Allocate(req.gpus.RequestOn(sn.single)); err == nil && sn.gpus.Add(got) == nil {
 				a = got
 			}
 		}
@@ -246,7 +271,7 @@ func (s *groupSim) runOn(sims []*simNode) (string, int, bool) {
 			}
 		}
 	}
-	placement, ok := gang.FitsAll(s.members, s.need, caps, s.g.Topology, fit, assume)
+	placement, ok := gangcore.FitsAll(s.members, s.need, caps, s.g.Topology, fit, assume)
 	placed := 0
 	for _, n := range placement {
 		if n >= 0 {
@@ -259,6 +284,11 @@ func (s *groupSim) runOn(sims []*simNode) (string, int, bool) {
 // memberReq is what the simulation needs of a member pod, derived once.
 type memberReq struct {
 	cpu, mem int64
+	// gpus is the pod's GPU demand, nil when it asks for none; invalid is
+	// set when its GPU annotations are malformed (GPUPlacement refuses it
+	// everywhere).
+	gpus     *kube.Demand
+	invalid  bool
 	affinity nodeaffinity.RequiredNodeAffinity
 }
 
@@ -285,23 +315,7 @@ func podCPUMemory(p *v1.Pod) (int64, int64) {
 
 // minResources converts a PodGroup's minResources (CPU in milli, the rest
 // in plain units).
-func minResources(l v1.ResourceList) map[string]int64 {
-	if len(l) == 0 {
-		return nil
-	}
-	out := make(map[string]int64, len(l))
-	for name, q := range l {
-		out[string(name)] = amount(name, q)
-	}
-	return out
-}
-
-func amount(name v1.ResourceName, q resource.Quantity) int64 {
-	if name == v1.ResourceCPU {
-		return q.MilliValue()
-	}
-	return q.Value()
-}
+func minResources(l v1.ResourceList) map[string]int64 { return kube.Amounts(l) }
 
 // groupQuota checks the next need pending members of the group together
 // against their namespace's ElasticQuota, so that quota never lets half a
@@ -309,15 +323,15 @@ func amount(name v1.ResourceName, q resource.Quantity) int64 {
 // run (fitNever); one that does not fit the quota now waits for it
 // (fitLater) without reserving anything. A shortfall that reclaiming
 // borrowed quota resolves passes: the members reclaim at PostFilter.
-func (pl *Gang) groupQuota(key gang.GroupKey, pods []*v1.Pod, need int) (string, fitResult) {
-	tracker := elasticquota.TrackerFor(pl.handle)
+func (pl *Gang) groupQuota(key gangcore.GroupKey, pods []*v1.Pod, need int) (string, fitResult) {
+	tracker := profile.Tracker(pl.handle)
 	if tracker == nil || len(pods) == 0 {
 		return "", fitNow
 	}
 	ns := pods[0].Namespace
 	total := quota.Resources{}
 	for _, p := range pods[:min(need, len(pods))] {
-		total = total.Add(elasticquota.PodCharge(p))
+		total = total.Add(kube.QuotaCharge(p))
 	}
 	if reason := tracker.AboveMax(ns, total); reason != "" {
 		return fmt.Sprintf("pod group %s cannot be admitted whole by its quota: its %d members need %s", key, need, reason), fitNever

@@ -11,7 +11,6 @@ package gang
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"strings"
 	"sync"
@@ -19,7 +18,6 @@ import (
 	"time"
 
 	v1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/wait"
@@ -33,7 +31,7 @@ import (
 	"sigs.k8s.io/scheduler-plugins/pkg/generated/clientset/versioned"
 	"sigs.k8s.io/scheduler-plugins/pkg/generated/informers/externalversions"
 
-	"github.com/tessera-sched/tessera/pkg/gang"
+	gangcore "github.com/tessera-sched/tessera/pkg/gang"
 	"github.com/tessera-sched/tessera/pkg/plugins/internal/crd"
 )
 
@@ -57,13 +55,13 @@ const (
 type Gang struct {
 	handle fwk.Handle
 	args   *Args
-	mgr    *gang.Manager
+	mgr    *gangcore.Manager
 	pods   corelisters.PodLister
 	client versioned.Interface
 
 	mu       sync.Mutex
-	priority map[gang.GroupKey]int32 // highest member priority per group
-	groups   map[gang.GroupKey]gang.Group
+	priority map[gangcore.GroupKey]int32 // highest member priority per group
+	groups   map[gangcore.GroupKey]gangcore.Group
 
 	// written is what was last written to each PodGroup's status;
 	// timedOut is the timeout count already exported as a metric.
@@ -80,7 +78,7 @@ type Gang struct {
 	// since their waiting reasons were last refreshed.
 	ctx       context.Context
 	explained sync.Map
-	dirty     map[gang.GroupKey]bool
+	dirty     map[gangcore.GroupKey]bool
 	// waiting holds, per held-back pod, the reason to explain and since
 	// when it waits; the tick writes it once the pod has waited
 	// explainAfter (see noteWaiting).
@@ -89,21 +87,8 @@ type Gang struct {
 	// executor evicts the victims of a group's preemption; preempting
 	// counts, per group, the victims whose eviction is still under way.
 	executor   *preemption.Executor
-	preempting map[gang.GroupKey]*atomic.Int64
+	preempting map[gangcore.GroupKey]*atomic.Int64
 }
-
-// waitingPod is a held-back pod whose reason is not written yet.
-type waitingPod struct {
-	pod    *v1.Pod
-	reason string
-	since  time.Time
-}
-
-// explainAfter is how long a pod waits before Gang writes why: members of
-// a group that completes within it (the common case for a job controller
-// creating its pods together) cost the API server no condition update and
-// no Event at all, which `make bench` showed to matter.
-const explainAfter = time.Second
 
 var (
 	_ fwk.PreEnqueuePlugin  = &Gang{}
@@ -127,19 +112,19 @@ func New(ctx context.Context, obj runtime.Object, h fwk.Handle) (fwk.Plugin, err
 	pl := &Gang{
 		handle: h,
 		args:   args,
-		mgr: gang.NewManager(gang.Config{
+		mgr: gangcore.NewManager(gangcore.Config{
 			DefaultTimeout:  time.Duration(*args.DefaultScheduleTimeoutSeconds) * time.Second,
 			BackoffInitial:  time.Duration(*args.BackoffInitialSeconds) * time.Second,
 			BackoffMax:      time.Duration(*args.BackoffMaxSeconds) * time.Second,
 			StarvationAfter: time.Duration(*args.StarvationAfterSeconds) * time.Second,
 		}),
-		priority: map[gang.GroupKey]int32{},
-		groups:   map[gang.GroupKey]gang.Group{},
-		dirty:    map[gang.GroupKey]bool{},
+		priority: map[gangcore.GroupKey]int32{},
+		groups:   map[gangcore.GroupKey]gangcore.Group{},
+		dirty:    map[gangcore.GroupKey]bool{},
 		waiting:  map[types.UID]waitingPod{},
 		ctx:      ctx,
 
-		preempting: map[gang.GroupKey]*atomic.Int64{},
+		preempting: map[gangcore.GroupKey]*atomic.Int64{},
 	}
 	logger := klog.FromContext(ctx)
 	if f := h.SharedInformerFactory(); f != nil {
@@ -183,133 +168,6 @@ func (pl *Gang) Name() string { return Name }
 
 func (pl *Gang) now() time.Time { return time.Now() }
 
-// groupKeyOf is the pod's group, "" if it belongs to none.
-func groupKeyOf(pod *v1.Pod) gang.GroupKey {
-	name, ok := pod.Labels[PodGroupLabel]
-	if !ok || name == "" {
-		return ""
-	}
-	return gang.NewGroupKey(pod.Namespace, name)
-}
-
-func refOf(pod *v1.Pod) gang.PodRef {
-	r := gang.PodRef{
-		UID:     string(pod.UID),
-		Name:    pod.Namespace + "/" + pod.Name,
-		Group:   groupKeyOf(pod),
-		Created: pod.CreationTimestamp.Time,
-		Node:    pod.Spec.NodeName,
-		Phase:   string(pod.Status.Phase),
-	}
-	if pod.Spec.Priority != nil {
-		r.Priority = *pod.Spec.Priority
-	}
-	if r.Phase == "" {
-		r.Phase = gang.PodPending
-	}
-	return r
-}
-
-// podAdded records a new member. Upstream only tells gated pods about new
-// unscheduled pods when its GenericWorkload gate is on, so Gang wakes the
-// group's waiting members itself once the group is complete, and refreshes
-// their waiting reasons on the next tick otherwise.
-func (pl *Gang) podAdded(logger klog.Logger, obj any) {
-	pl.podChanged(obj)
-	pod, ok := obj.(*v1.Pod)
-	if !ok || pod.Spec.NodeName != "" {
-		return
-	}
-	key := groupKeyOf(pod)
-	if key == "" {
-		return
-	}
-	if d := pl.mgr.PreEnqueue(string(pod.UID), pl.now()); d.Allow {
-		pl.activateGroup(logger, key)
-		return
-	}
-	pl.mu.Lock()
-	pl.dirty[key] = true
-	pl.mu.Unlock()
-}
-
-func (pl *Gang) podChanged(obj any) {
-	pod, ok := obj.(*v1.Pod)
-	if !ok || groupKeyOf(pod) == "" {
-		return
-	}
-	ref := refOf(pod)
-	pl.mgr.AddPod(ref)
-	// The group's priority is its most important member's.
-	pl.mu.Lock()
-	defer pl.mu.Unlock()
-	if p, seen := pl.priority[ref.Group]; !seen || ref.Priority > p {
-		pl.priority[ref.Group] = ref.Priority
-		if g, ok := pl.groups[ref.Group]; ok {
-			g.Priority = ref.Priority
-			pl.groups[ref.Group] = g
-			pl.mgr.SetGroup(g)
-		}
-	}
-}
-
-func (pl *Gang) podDeleted(logger klog.Logger, obj any) {
-	pod, ok := obj.(*v1.Pod)
-	if !ok {
-		if d, isTomb := obj.(cache.DeletedFinalStateUnknown); isTomb {
-			pod, ok = d.Obj.(*v1.Pod)
-		}
-	}
-	if !ok || groupKeyOf(pod) == "" {
-		return
-	}
-	pl.rejectWaiting(pl.mgr.DeletePod(string(pod.UID)), "a member of the pod group was deleted")
-	pl.activateBlocked(logger)
-}
-
-func (pl *Gang) groupChanged(obj any) {
-	pg, ok := obj.(*schedv1alpha1.PodGroup)
-	if !ok {
-		return
-	}
-	g := gang.Group{
-		Key:          gang.NewGroupKey(pg.Namespace, pg.Name),
-		MinMember:    int(pg.Spec.MinMember),
-		Created:      pg.CreationTimestamp.Time,
-		MinResources: minResources(pg.Spec.MinResources),
-	}
-	if pg.Spec.ScheduleTimeoutSeconds != nil && *pg.Spec.ScheduleTimeoutSeconds > 0 {
-		g.Timeout = time.Duration(*pg.Spec.ScheduleTimeoutSeconds) * time.Second
-	}
-	if k := pg.Annotations[AnnotationTopologyKey]; k != "" {
-		g.Topology = gang.Topology{Key: k, Required: strings.EqualFold(pg.Annotations[AnnotationTopology], "required")}
-	}
-	pl.mu.Lock()
-	g.Priority = pl.priority[g.Key]
-	pl.groups[g.Key] = g
-	pl.mu.Unlock()
-	pl.mgr.SetGroup(g)
-	pl.activateGroup(klog.Background(), g.Key)
-}
-
-func (pl *Gang) groupDeleted(logger klog.Logger, obj any) {
-	pg, ok := obj.(*schedv1alpha1.PodGroup)
-	if !ok {
-		if d, isTomb := obj.(cache.DeletedFinalStateUnknown); isTomb {
-			pg, ok = d.Obj.(*schedv1alpha1.PodGroup)
-		}
-	}
-	if !ok {
-		return
-	}
-	key := gang.NewGroupKey(pg.Namespace, pg.Name)
-	pl.mu.Lock()
-	delete(pl.groups, key)
-	pl.mu.Unlock()
-	pl.rejectWaiting(pl.mgr.DeleteGroup(key), "the pod group was deleted")
-	pl.activateBlocked(logger)
-}
-
 // PreEnqueue keeps a member out of the active queue while its group cannot
 // start: the PodGroup does not exist, fewer than minMember of its pods
 // exist, it is backing off, or another group is assembling. The pod then
@@ -337,87 +195,6 @@ func (pl *Gang) PreEnqueue(ctx context.Context, pod *v1.Pod) *fwk.Status {
 	}
 	pl.noteWaiting(pod, d.Reason)
 	return fwk.NewStatus(fwk.UnschedulableAndUnresolvable, d.Reason)
-}
-
-// noteWaiting records that pod is held back for reason; the tick explains
-// it (explain) once it has waited explainAfter.
-func (pl *Gang) noteWaiting(pod *v1.Pod, reason string) {
-	pl.mu.Lock()
-	defer pl.mu.Unlock()
-	w, ok := pl.waiting[pod.UID]
-	if !ok {
-		w.since = pl.now()
-	}
-	w.pod, w.reason = pod, reason
-	pl.waiting[pod.UID] = w
-}
-
-// explainWaiting writes the reasons of pods that have waited explainAfter
-// and are still unbound.
-func (pl *Gang) explainWaiting(now time.Time) {
-	var due []waitingPod
-	pl.mu.Lock()
-	for uid, w := range pl.waiting {
-		if now.Sub(w.since) >= explainAfter {
-			due = append(due, w)
-			delete(pl.waiting, uid)
-		}
-	}
-	pl.mu.Unlock()
-	for _, w := range due {
-		if pl.pods != nil {
-			if cur, err := pl.pods.Pods(w.pod.Namespace).Get(w.pod.Name); err != nil || cur.Spec.NodeName != "" || cur.UID != w.pod.UID {
-				continue
-			}
-		}
-		pl.explain(w.pod, w.reason)
-	}
-}
-
-// busyReason is PreFilter's message for a member whose group waits for
-// another group to finish assembling.
-const busyReason = "waiting for another pod group to finish assembling (one group reserves resources at a time, so groups never deadlock)"
-
-// ReasonWaitingForPodGroup is the PodScheduled condition reason of a pod
-// that Gang holds back before it is scheduled.
-const ReasonWaitingForPodGroup = "WaitingForPodGroup"
-
-// explain tells a person why a pod is held back: the scheduler records no
-// condition for pods that a PreEnqueue plugin keeps out of the queue, so
-// Gang writes PodScheduled=False with the reason, and an Event, whenever
-// the reason changes. It never blocks the queue.
-func (pl *Gang) explain(pod *v1.Pod, reason string) {
-	if last, ok := pl.explained.Load(pod.UID); ok && last.(string) == reason {
-		return
-	}
-	pl.explained.Store(pod.UID, reason)
-	client := pl.handle.ClientSet()
-	if client == nil || pl.ctx == nil {
-		return
-	}
-	go func() {
-		// The pod may have been scheduled since: never mark a bound pod
-		// unscheduled.
-		if pl.pods != nil {
-			if cur, err := pl.pods.Pods(pod.Namespace).Get(pod.Name); err != nil || cur.Spec.NodeName != "" {
-				return
-			}
-		}
-		patch, err := json.Marshal(map[string]any{"status": map[string]any{"conditions": []map[string]any{{
-			"type": v1.PodScheduled, "status": v1.ConditionFalse, "reason": ReasonWaitingForPodGroup,
-			"message": reason, "lastTransitionTime": metav1.Now(),
-		}}}})
-		if err != nil {
-			return
-		}
-		_, err = client.CoreV1().Pods(pod.Namespace).Patch(pl.ctx, pod.Name, types.StrategicMergePatchType, patch, metav1.PatchOptions{}, "status")
-		if err != nil {
-			klog.FromContext(pl.ctx).V(2).Info("Could not record why the pod waits", "pod", klog.KObj(pod), "err", err)
-		}
-		if r := pl.handle.EventRecorder(); r != nil {
-			r.Eventf(pod, nil, v1.EventTypeNormal, ReasonWaitingForPodGroup, "Scheduling", "%s", reason)
-		}
-	}()
 }
 
 // Less orders the queue: higher priority first, then older groups (a pod
@@ -551,7 +328,7 @@ func (pl *Gang) rejectWaiting(uids []string, reason string) {
 }
 
 // activateGroup moves the group's pending members to the active queue.
-func (pl *Gang) activateGroup(logger klog.Logger, key gang.GroupKey) {
+func (pl *Gang) activateGroup(logger klog.Logger, key gangcore.GroupKey) {
 	if pl.pods == nil {
 		return
 	}
@@ -589,33 +366,6 @@ func (pl *Gang) tick(ctx context.Context) {
 	pl.explainWaiting(pl.now())
 	pl.updateStatuses(ctx)
 	pl.updateMetrics()
-}
-
-// refreshReasons rewrites the waiting reason of the pending members of
-// groups whose membership changed, so that every member says e.g. "7 of 8
-// pods exist", not what was true when it arrived.
-func (pl *Gang) refreshReasons() {
-	pl.mu.Lock()
-	dirty := pl.dirty
-	pl.dirty = map[gang.GroupKey]bool{}
-	pl.mu.Unlock()
-	if pl.pods == nil {
-		return
-	}
-	now := pl.now()
-	for key := range dirty {
-		pending, _ := pl.mgr.Pending(key)
-		for _, ref := range pending {
-			d := pl.mgr.PreEnqueue(ref.UID, now)
-			if d.Allow {
-				continue
-			}
-			ns, name, _ := strings.Cut(ref.Name, "/")
-			if p, err := pl.pods.Pods(ns).Get(name); err == nil {
-				pl.noteWaiting(p, d.Reason)
-			}
-		}
-	}
 }
 
 // EventsToRegister wakes waiting members when their group may now proceed:

@@ -13,8 +13,9 @@ import (
 	fwk "k8s.io/kube-scheduler/framework"
 	"k8s.io/kubernetes/pkg/scheduler/framework/preemption"
 
-	"github.com/tessera-sched/tessera/pkg/gang"
-	"github.com/tessera-sched/tessera/pkg/plugins/elasticquota"
+	gangcore "github.com/tessera-sched/tessera/pkg/gang"
+	"github.com/tessera-sched/tessera/pkg/kube"
+	"github.com/tessera-sched/tessera/pkg/plugins/internal/profile"
 	"github.com/tessera-sched/tessera/pkg/quota"
 )
 
@@ -37,7 +38,7 @@ import (
 // gangCycle is what PreFilter learned about the member's group, for
 // PostFilter.
 type gangCycle struct {
-	key gang.GroupKey
+	key gangcore.GroupKey
 	// fit is the whole-group check's result when this member started the
 	// assembly; fitNow for members of a group already assembling.
 	fit fitResult
@@ -82,7 +83,7 @@ func (pl *Gang) PostFilter(ctx context.Context, state fwk.CycleState, pod *v1.Po
 
 // planPreemption chooses the victims that let every member of the group
 // still without a place fit at once, or explains why there are none.
-func (pl *Gang) planPreemption(key gang.GroupKey, pod *v1.Pod) ([]*v1.Pod, string) {
+func (pl *Gang) planPreemption(key gangcore.GroupKey, pod *v1.Pod) ([]*v1.Pod, string) {
 	g, pods, members, need := pl.pendingMembers(key)
 	if need <= 0 {
 		return nil, fmt.Sprintf("pod group %s has no members left to place", key)
@@ -94,22 +95,32 @@ func (pl *Gang) planPreemption(key gang.GroupKey, pod *v1.Pod) ([]*v1.Pod, strin
 	if err != nil {
 		return nil, err.Error()
 	}
-	tracker := elasticquota.TrackerFor(pl.handle)
+	tracker := profile.Tracker(pl.handle)
 	if tracker == nil {
 		// No quotas in this profile: plain priority preemption.
 		tracker = quota.NewTracker()
 	}
-
 	// Pods being deleted are room being given back: the plan sees the
 	// cluster without them, so that no pod is evicted twice for one room.
-	terminating := func(p *v1.Pod) bool { return p.DeletionTimestamp != nil }
-	sim := newGroupSim(g, need, pods, members, nodes, false, terminating)
+	sim := pl.newGroupSim(g, need, pods, members, nodes, false, terminating)
+	return planVictims(key, pl.groupPriority(key, pod), sim, nodes, tracker)
+}
 
+// terminating reports a pod being deleted.
+func terminating(p *v1.Pod) bool { return p.DeletionTimestamp != nil }
+
+// planVictims is planPreemption's decision: the victims among the pods on
+// nodes (not the group's own, not terminating) that let sim's members all
+// fit at once within their namespace's quota (tracker), preempting with
+// priority, or a message saying why there are none.
+func planVictims(key gangcore.GroupKey, priority int32, sim *groupSim, nodes []fwk.NodeInfo, tracker *quota.Tracker) ([]*v1.Pod, string) {
+	need := sim.need
+	namespace := sim.pods[0].Namespace
 	total := quota.Resources{}
-	for _, p := range pods[:need] {
-		total = total.Add(elasticquota.PodCharge(p))
+	for _, p := range sim.pods[:need] {
+		total = total.Add(kube.QuotaCharge(p))
 	}
-	self := quota.PodUsage{UID: "podgroup/" + string(key), Namespace: pod.Namespace, Priority: pl.groupPriority(key, pod), Resources: total}
+	self := quota.PodUsage{UID: "podgroup/" + string(key), Namespace: namespace, Priority: priority, Resources: total}
 
 	byUID := map[string]*v1.Pod{}
 	var candidates []quota.PodUsage
@@ -120,11 +131,11 @@ func (pl *Gang) planPreemption(key gang.GroupKey, pod *v1.Pod) ([]*v1.Pod, strin
 				continue
 			}
 			byUID[string(p.UID)] = p
-			candidates = append(candidates, elasticquota.Usage(p, ni.Node().Name))
+			candidates = append(candidates, kube.QuotaUsage(p, ni.Node().Name))
 		}
 	}
 	fits := func(victims []quota.PodUsage) bool {
-		if !tracker.CheckAdmitWithout(pod.Namespace, total, victims).Admit {
+		if !tracker.CheckAdmitWithout(namespace, total, victims).Admit {
 			return false
 		}
 		gone := make(map[types.UID]bool, len(victims))
@@ -151,7 +162,7 @@ func (pl *Gang) planPreemption(key gang.GroupKey, pod *v1.Pod) ([]*v1.Pod, strin
 
 // groupPriority is the priority the group preempts with: its most
 // important member's.
-func (pl *Gang) groupPriority(key gang.GroupKey, pod *v1.Pod) int32 {
+func (pl *Gang) groupPriority(key gangcore.GroupKey, pod *v1.Pod) int32 {
 	pl.mu.Lock()
 	defer pl.mu.Unlock()
 	if p, ok := pl.priority[key]; ok {
@@ -164,7 +175,7 @@ func (pl *Gang) groupPriority(key gang.GroupKey, pod *v1.Pod) int32 {
 }
 
 // preemptingFor is the number of the group's victims still being evicted.
-func (pl *Gang) preemptingFor(key gang.GroupKey) int64 {
+func (pl *Gang) preemptingFor(key gangcore.GroupKey) int64 {
 	pl.mu.Lock()
 	defer pl.mu.Unlock()
 	if n := pl.preempting[key]; n != nil {
@@ -177,7 +188,7 @@ func (pl *Gang) preemptingFor(key gang.GroupKey) int64 {
 // executor (the DisruptionTarget condition, the delete call and a Preempted
 // Event per victim, naming the member that preempted), holding the group's
 // members back meanwhile; then the group tries again.
-func (pl *Gang) evict(ctx context.Context, key gang.GroupKey, pod *v1.Pod, victims []*v1.Pod) {
+func (pl *Gang) evict(ctx context.Context, key gangcore.GroupKey, pod *v1.Pod, victims []*v1.Pod) {
 	left := &atomic.Int64{}
 	left.Store(int64(len(victims)))
 	pl.mu.Lock()
@@ -195,7 +206,7 @@ func (pl *Gang) evict(ctx context.Context, key gang.GroupKey, pod *v1.Pod, victi
 			if _, err := pl.executor.PreemptPod(pl.ctx, nodeCandidate(v.Spec.NodeName), by, v, Name); err != nil {
 				logger.Error(err, "Evicting a victim of a pod group's preemption", "podGroup", key, "victim", klog.KObj(v))
 			} else {
-				elasticquota.CountPreempted(pod.Namespace, v.Namespace)
+				countPreempted(pod.Namespace, v.Namespace)
 			}
 			left.Add(-1)
 		}, Name)
@@ -219,7 +230,7 @@ func (c nodeCandidate) NumPodGroupDisruptions() int  { return 0 }
 // member whose cycle decided.
 type groupPreemptor struct {
 	pod *v1.Pod
-	key gang.GroupKey
+	key gangcore.GroupKey
 }
 
 func (g *groupPreemptor) GetName() string       { return string(g.key) }

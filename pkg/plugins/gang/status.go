@@ -11,7 +11,8 @@ import (
 	"k8s.io/component-base/metrics/legacyregistry"
 	"k8s.io/klog/v2"
 
-	"github.com/tessera-sched/tessera/pkg/gang"
+	gangcore "github.com/tessera-sched/tessera/pkg/gang"
+	"github.com/tessera-sched/tessera/pkg/quota"
 )
 
 var (
@@ -34,11 +35,24 @@ var (
 		Help:           "Pod group assemblies that ran out of time and released their reservations.",
 		StabilityLevel: metrics.ALPHA,
 	})
+	preemptedPods = metrics.NewCounterVec(&metrics.CounterOpts{
+		Subsystem:      "tessera",
+		Name:           "gang_preempted_pods_total",
+		Help:           "Pods evicted by a pod group's whole-group preemption, by the group's and the victim's namespace and kind: reclaim (borrowed quota taken back) or priority.",
+		StabilityLevel: metrics.ALPHA,
+	}, []string{"preemptor_namespace", "victim_namespace", "kind"})
 	registerOnce sync.Once
 )
 
 func init() {
-	registerOnce.Do(func() { legacyregistry.MustRegister(timeToSchedule, groupsWaiting, gangTimeouts) })
+	registerOnce.Do(func() {
+		legacyregistry.MustRegister(timeToSchedule, groupsWaiting, gangTimeouts, preemptedPods)
+	})
+}
+
+// countPreempted counts one victim evicted for a group of preemptorNamespace.
+func countPreempted(preemptorNamespace, victimNamespace string) {
+	preemptedPods.WithLabelValues(preemptorNamespace, victimNamespace, quota.PreemptionKind(preemptorNamespace, victimNamespace)).Inc()
 }
 
 // updateStatuses writes each group's phase and member counts to its
@@ -50,7 +64,7 @@ func (pl *Gang) updateStatuses(ctx context.Context) {
 		return
 	}
 	pl.mu.Lock()
-	keys := make([]gang.GroupKey, 0, len(pl.groups))
+	keys := make([]gangcore.GroupKey, 0, len(pl.groups))
 	for k := range pl.groups {
 		keys = append(keys, k)
 	}

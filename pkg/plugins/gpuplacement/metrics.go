@@ -14,6 +14,7 @@ import (
 	"k8s.io/klog/v2"
 
 	"github.com/tessera-sched/tessera/pkg/gpu"
+	"github.com/tessera-sched/tessera/pkg/kube"
 )
 
 var (
@@ -74,18 +75,18 @@ func (m *nodeMetrics) run(ctx context.Context, pl *GPUPlacement, f informers.Sha
 				byNode[p.Spec.NodeName] = append(byNode[p.Spec.NodeName], p)
 			}
 		}
-		classes := pl.demand.Snapshot().Classes()
+		classes := pl.mix.Snapshot().Classes()
 		for _, n := range nodeList {
 			topo, _ := pl.topologies.forNode(logger, n)
 			if topo == nil {
 				continue
 			}
-			ns := pl.buildState(logger, topo, byNode[n.Name])
-			gpuAllocated.WithLabelValues(n.Name).Set(float64(ns.state.UsedMilli()) / 1000)
-			gpuFree.WithLabelValues(n.Name).Set(float64(ns.state.FreeMilli()) / 1000)
+			ns := kube.BuildNodeGPUs(logger, topo, byNode[n.Name], pl.ledger.get)
+			gpuAllocated.WithLabelValues(n.Name).Set(float64(ns.GPUs.UsedMilli()) / 1000)
+			gpuFree.WithLabelValues(n.Name).Set(float64(ns.GPUs.FreeMilli()) / 1000)
 			stranded := 0.0
 			if len(classes) > 0 {
-				stranded = ns.state.Fragmentation(gpu.NonGPU{CPUMilli: -1, MemoryMiB: -1, Product: n.Labels[gpu.LabelProduct]}, classes) / 1000
+				stranded = ns.GPUs.Fragmentation(gpu.NonGPU{CPUMilli: -1, MemoryMiB: -1, Product: n.Labels[gpu.LabelProduct]}, classes) / 1000
 			}
 			gpuStranded.WithLabelValues(n.Name).Set(stranded)
 		}

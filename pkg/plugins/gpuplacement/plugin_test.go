@@ -23,6 +23,7 @@ import (
 
 	"github.com/tessera-sched/tessera/pkg/gpu"
 	"github.com/tessera-sched/tessera/pkg/internal/fakebind"
+	"github.com/tessera-sched/tessera/pkg/kube"
 )
 
 // harness drives the real plugin through the framework's extension points
@@ -36,7 +37,7 @@ type harness struct {
 	args   string
 	nodes  map[string]*framework.NodeInfo
 	rec    *events.FakeRecorder
-	topos  map[string]nodeTopology
+	topos  map[string]kube.NodeTopology
 }
 
 func newHarness(t *testing.T, args string, nodes ...*v1.Node) *harness {
@@ -180,9 +181,9 @@ func (h *harness) remove(pod *v1.Pod) {
 func (h *harness) checkInvariants(step int) {
 	h.t.Helper()
 	if h.topos == nil {
-		h.topos = map[string]nodeTopology{}
+		h.topos = map[string]kube.NodeTopology{}
 		for name, ni := range h.nodes {
-			if topo, ok := topologyFromLabels(ni.Node()); ok {
+			if topo, ok := kube.TopologyFromLabels(ni.Node()); ok {
 				h.topos[name] = topo
 			}
 		}
@@ -192,13 +193,13 @@ func (h *harness) checkInvariants(step int) {
 		if !ok {
 			continue
 		}
-		s := gpu.NewNodeState(topo.topo)
+		s := gpu.NewNodeState(topo.Topo)
 		for _, pi := range ni.GetPods() {
 			pod := pi.GetPod()
-			raw, has := pod.Annotations[AnnotationAssignment]
-			d, _ := parseDemand(pod)
+			raw, has := pod.Annotations[kube.AnnotationAssignment]
+			d, _ := kube.ParseDemand(pod)
 			if !has {
-				if d != nil && !d.isZero() {
+				if d != nil && !d.IsZero() {
 					h.t.Fatalf("step %d: GPU pod %s bound without an assignment", step, pod.Name)
 				}
 				continue
@@ -210,25 +211,33 @@ func (h *harness) checkInvariants(step int) {
 			if err := s.Add(a); err != nil {
 				h.t.Fatalf("step %d: node %s: pod %s double-booked: %v", step, ni.Node().Name, pod.Name, err)
 			}
-			if got, want := a.Milli(), d.requestOn(topo.singleProfile).GPUEquivalentMilli(); got != want {
+			if got, want := a.Milli(), d.RequestOn(topo.SingleProfile).GPUEquivalentMilli(); got != want {
 				h.t.Fatalf("step %d: pod %s holds %d milli, asked for %d", step, pod.Name, got, want)
 			}
 		}
 	}
 }
 
+func gpuNode(name string, labels map[string]string, capacity map[v1.ResourceName]string) *v1.Node {
+	w := st.MakeNode().Name(name).Capacity(capacity)
+	for k, v := range labels {
+		w = w.Label(k, v)
+	}
+	return w.Obj()
+}
+
 func h100(name string) *v1.Node {
-	return gpuNode(name, map[string]string{labelProduct: "NVIDIA-H100-80GB-HBM3"},
-		map[v1.ResourceName]string{v1.ResourceCPU: "96", v1.ResourceMemory: "1Ti", v1.ResourcePods: "110", ResourceGPU: "8"})
+	return gpuNode(name, map[string]string{kube.LabelProduct: "NVIDIA-H100-80GB-HBM3"},
+		map[v1.ResourceName]string{v1.ResourceCPU: "96", v1.ResourceMemory: "1Ti", v1.ResourcePods: "110", kube.ResourceGPU: "8"})
 }
 
 func pcie4(name string) *v1.Node {
-	return gpuNode(name, map[string]string{labelProduct: "NVIDIA-A100-PCIE-40GB"},
-		map[v1.ResourceName]string{v1.ResourceCPU: "64", v1.ResourceMemory: "512Gi", v1.ResourcePods: "110", ResourceGPU: "4"})
+	return gpuNode(name, map[string]string{kube.LabelProduct: "NVIDIA-A100-PCIE-40GB"},
+		map[v1.ResourceName]string{v1.ResourceCPU: "64", v1.ResourceMemory: "512Gi", v1.ResourcePods: "110", kube.ResourceGPU: "4"})
 }
 
 func migNode(name string) *v1.Node {
-	return gpuNode(name, map[string]string{labelProduct: "NVIDIA-A100-SXM4-80GB", labelMIGStrategy: "mixed"},
+	return gpuNode(name, map[string]string{kube.LabelProduct: "NVIDIA-A100-SXM4-80GB", kube.LabelMIGStrategy: "mixed"},
 		map[v1.ResourceName]string{v1.ResourceCPU: "96", v1.ResourceMemory: "1Ti", v1.ResourcePods: "110",
 			"nvidia.com/mig-3g.40gb": "4", "nvidia.com/mig-2g.20gb": "2", "nvidia.com/mig-1g.10gb": "6"})
 }
@@ -236,7 +245,7 @@ func migNode(name string) *v1.Node {
 func gpuPod(name string, gpus int, annotations map[string]string) *v1.Pod {
 	w := st.MakePod().Namespace("default").Name(name).UID(name)
 	if gpus > 0 {
-		w = w.Req(map[v1.ResourceName]string{ResourceGPU: strconv.Itoa(gpus)})
+		w = w.Req(map[v1.ResourceName]string{kube.ResourceGPU: strconv.Itoa(gpus)})
 	}
 	for k, v := range annotations {
 		w = w.Annotation(k, v)
@@ -253,16 +262,16 @@ func TestLocality(t *testing.T) {
 	h := newHarness(t, "", h100("h100"))
 	for i, gpus := range [][]int{{0, 1}, {4, 5}} {
 		a, _ := gpu.MarshalAssignment(gpu.Assignment{GPUs: gpus})
-		p := gpuPod(fmt.Sprintf("held-%d", i), 2, map[string]string{AnnotationAssignment: a})
+		p := gpuPod(fmt.Sprintf("held-%d", i), 2, map[string]string{kube.AnnotationAssignment: a})
 		p.Spec.NodeName = "h100"
 		h.nodes["h100"].AddPod(p)
 	}
-	res := h.schedule(gpuPod("four", 4, map[string]string{AnnotationTopology: "required"}), nil)
+	res := h.schedule(gpuPod("four", 4, map[string]string{kube.AnnotationTopology: "required"}), nil)
 	if res.node != "h100" {
 		t.Fatalf("4-GPU pod not placed: %v", res.statuses)
 	}
 	pod, _ := h.client.CoreV1().Pods("default").Get(h.ctx, "four", metav1.GetOptions{})
-	a, err := gpu.UnmarshalAssignment(pod.Annotations[AnnotationAssignment])
+	a, err := gpu.UnmarshalAssignment(pod.Annotations[kube.AnnotationAssignment])
 	if err != nil || fmt.Sprint(a.GPUs) != "[2 3 6 7]" {
 		t.Fatalf("assignment %v (%v), want GPUs [2 3 6 7]", a.GPUs, err)
 	}
@@ -273,11 +282,11 @@ func TestLocality(t *testing.T) {
 	h = newHarness(t, "", pcie4("pcie"))
 	for i, g := range []int{0, 2} {
 		a, _ := gpu.MarshalAssignment(gpu.Assignment{GPUs: []int{g}})
-		p := gpuPod(fmt.Sprintf("held-%d", i), 1, map[string]string{AnnotationAssignment: a})
+		p := gpuPod(fmt.Sprintf("held-%d", i), 1, map[string]string{kube.AnnotationAssignment: a})
 		p.Spec.NodeName = "pcie"
 		h.nodes["pcie"].AddPod(p)
 	}
-	res = h.schedule(gpuPod("pair-required", 2, map[string]string{AnnotationTopology: "required"}), nil)
+	res = h.schedule(gpuPod("pair-required", 2, map[string]string{kube.AnnotationTopology: "required"}), nil)
 	if res.node != "" {
 		t.Fatalf("2-GPU pod requiring locality placed across NUMA nodes on %s", res.node)
 	}
@@ -293,8 +302,8 @@ func TestLocality(t *testing.T) {
 // naming the annotation, as UnschedulableAndUnresolvable (no retry storm).
 func TestMalformedAnnotation(t *testing.T) {
 	h := newHarness(t, "", h100("h100"))
-	res := h.schedule(gpuPod("bad", 0, map[string]string{AnnotationShare: "half"}), nil)
-	if res.pre == nil || res.pre.Code() != fwk.UnschedulableAndUnresolvable || !strings.Contains(res.pre.Message(), AnnotationShare) {
+	res := h.schedule(gpuPod("bad", 0, map[string]string{kube.AnnotationShare: "half"}), nil)
+	if res.pre == nil || res.pre.Code() != fwk.UnschedulableAndUnresolvable || !strings.Contains(res.pre.Message(), kube.AnnotationShare) {
 		t.Fatalf("PreFilter status %v", res.pre)
 	}
 }
@@ -325,14 +334,14 @@ func TestScoringStrategies(t *testing.T) {
 			// The learned demand mix: mostly whole GPUs and half shares.
 			for i := 0; i < 50; i++ {
 				h.pl.PreFilter(h.ctx, framework.NewCycleState(), gpuPod(fmt.Sprintf("whole-%d", i), 1, nil), nil)
-				h.pl.PreFilter(h.ctx, framework.NewCycleState(), gpuPod(fmt.Sprintf("half-%d", i), 0, map[string]string{AnnotationShare: "500"}), nil)
+				h.pl.PreFilter(h.ctx, framework.NewCycleState(), gpuPod(fmt.Sprintf("half-%d", i), 0, map[string]string{kube.AnnotationShare: "500"}), nil)
 			}
 			a, _ := gpu.MarshalAssignment(gpu.Assignment{Shares: []gpu.Share{{GPU: 0, Milli: 500}}})
-			held := gpuPod("held", 0, map[string]string{AnnotationShare: "500", AnnotationAssignment: a})
+			held := gpuPod("held", 0, map[string]string{kube.AnnotationShare: "500", kube.AnnotationAssignment: a})
 			held.Spec.NodeName = "a-busy"
 			h.nodes["a-busy"].AddPod(held)
 
-			res := h.schedule(gpuPod("new", 0, map[string]string{AnnotationShare: "500"}), nil)
+			res := h.schedule(gpuPod("new", 0, map[string]string{kube.AnnotationShare: "500"}), nil)
 			if res.node != tc.want {
 				t.Errorf("placed on %s (scores %v), want %s", res.node, res.scores, tc.want)
 			}
@@ -349,7 +358,7 @@ func TestPackingBreaksTies(t *testing.T) {
 		h.pl.PreFilter(h.ctx, framework.NewCycleState(), gpuPod(fmt.Sprintf("learn-%d", i), 1, nil), nil)
 	}
 	a, _ := gpu.MarshalAssignment(gpu.Assignment{GPUs: []int{0, 1, 2, 3}})
-	held := gpuPod("held", 4, map[string]string{AnnotationAssignment: a})
+	held := gpuPod("held", 4, map[string]string{kube.AnnotationAssignment: a})
 	held.Spec.NodeName = "b-half"
 	h.nodes["b-half"].AddPod(held)
 
@@ -392,11 +401,11 @@ func TestNoDoubleBookingProperty(t *testing.T) {
 		case 0:
 			ann := map[string]string{}
 			if rng.Intn(2) == 0 {
-				ann[AnnotationTopology] = "required"
+				ann[kube.AnnotationTopology] = "required"
 			}
 			pod = gpuPod(name, []int{1, 2, 4, 8}[rng.Intn(4)], ann)
 		case 1:
-			pod = gpuPod(name, 0, map[string]string{AnnotationShare: strconv.Itoa(100 * (1 + rng.Intn(9)))})
+			pod = gpuPod(name, 0, map[string]string{kube.AnnotationShare: strconv.Itoa(100 * (1 + rng.Intn(9)))})
 		case 2:
 			profile := []string{"nvidia.com/mig-1g.10gb", "nvidia.com/mig-2g.20gb", "nvidia.com/mig-3g.40gb"}[rng.Intn(3)]
 			pod = st.MakePod().Namespace("default").Name(name).UID(name).Req(map[v1.ResourceName]string{v1.ResourceName(profile): "1"}).Obj()
@@ -405,8 +414,8 @@ func TestNoDoubleBookingProperty(t *testing.T) {
 		default:
 			pod = gpuPod(name, 0, nil)
 		}
-		d, _ := parseDemand(pod)
-		if d.isZero() {
+		d, _ := kube.ParseDemand(pod)
+		if d.IsZero() {
 			continue // plain pods are Skipped by PreFilter; nothing to place.
 		}
 		res := h.schedule(pod, func(list []fwk.NodeScore) string { return list[rng.Intn(len(list))].Name })

@@ -2,8 +2,6 @@ package gpuplacement
 
 import (
 	"context"
-	"sort"
-	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -18,11 +16,9 @@ import (
 
 	tesserav1alpha1 "github.com/tessera-sched/tessera/pkg/apis/tessera/v1alpha1"
 	"github.com/tessera-sched/tessera/pkg/gpu"
+	"github.com/tessera-sched/tessera/pkg/kube"
 	"github.com/tessera-sched/tessera/pkg/plugins/internal/crd"
 )
-
-// topologyResource is the NodeGPUTopology resource tessera-agent writes.
-var topologyResource = tesserav1alpha1.SchemeGroupVersion.WithResource("nodegputopologies")
 
 // topologies resolves each node's GPU topology: the NodeGPUTopology the
 // node's agent published when there is a valid one, else the topology
@@ -49,7 +45,7 @@ type cachedTopology struct {
 	node *v1.Node
 	obj  *unstructured.Unstructured
 	key  string
-	topo *nodeTopology
+	topo *kube.NodeTopology
 }
 
 // newTopologies starts watching NodeGPUTopology objects when cfg's API
@@ -65,9 +61,9 @@ func newTopologies(ctx context.Context, cfg *rest.Config) *topologies {
 		klog.FromContext(ctx).Error(err, "Cannot watch NodeGPUTopology; using GPU Feature Discovery labels only")
 		return t
 	}
-	crd.WhenServed(ctx, cfg, tesserav1alpha1.SchemeGroupVersion, topologyResource.Resource, "NodeGPUTopology", func(ctx context.Context) {
+	crd.WhenServed(ctx, cfg, tesserav1alpha1.SchemeGroupVersion, tesserav1alpha1.NodeGPUTopologyResource.Resource, "NodeGPUTopology", func(ctx context.Context) {
 		factory := dynamicinformer.NewDynamicSharedInformerFactory(client, 0)
-		informer := factory.ForResource(topologyResource).Informer()
+		informer := factory.ForResource(tesserav1alpha1.NodeGPUTopologyResource).Informer()
 		bump := func(any) { t.epoch.Add(1) }
 		if _, err := informer.AddEventHandler(cache.ResourceEventHandlerFuncs{
 			AddFunc:    bump,
@@ -86,7 +82,7 @@ func newTopologies(ctx context.Context, cfg *rest.Config) *topologies {
 
 // forNode returns the node's topology (nil for a node without GPUs) and a
 // key that changes whenever the topology may have changed.
-func (t *topologies) forNode(logger klog.Logger, node *v1.Node) (*nodeTopology, string) {
+func (t *topologies) forNode(logger klog.Logger, node *v1.Node) (*kube.NodeTopology, string) {
 	var obj *unstructured.Unstructured
 	if inf := t.informer.Load(); inf != nil {
 		if o, exists, err := (*inf).GetStore().GetByKey(node.Name); err == nil && exists {
@@ -101,7 +97,7 @@ func (t *topologies) forNode(logger klog.Logger, node *v1.Node) (*nodeTopology, 
 	if ok && c.node == node && c.obj == obj {
 		return c.topo, c.key
 	}
-	key := fingerprint(node)
+	key := kube.Fingerprint(node)
 	if obj != nil {
 		key = "ngt/" + string(obj.GetUID()) + "/" + obj.GetResourceVersion() + "/" + key
 	}
@@ -115,50 +111,23 @@ func (t *topologies) forNode(logger klog.Logger, node *v1.Node) (*nodeTopology, 
 	return topo, key
 }
 
-func (t *topologies) resolve(logger klog.Logger, node *v1.Node, obj *unstructured.Unstructured) *nodeTopology {
+func (t *topologies) resolve(logger klog.Logger, node *v1.Node, obj *unstructured.Unstructured) *kube.NodeTopology {
 	if obj != nil {
 		var ngt tesserav1alpha1.NodeGPUTopology
 		err := runtime.DefaultUnstructuredConverter.FromUnstructured(obj.Object, &ngt)
 		if err == nil {
 			var topo gpu.Topology
 			if topo, err = ngt.Spec.Topology(); err == nil && len(topo.GPUs) > 0 {
-				return &nodeTopology{topo: topo, source: "NodeGPUTopology"}
+				return &kube.NodeTopology{Topo: topo, Source: "NodeGPUTopology"}
 			}
 		}
 		logger.Error(err, "Ignoring invalid NodeGPUTopology; using the node's labels", "node", klog.KObj(node))
 	}
-	topo, ok := topologyFromLabels(node)
+	topo, ok := kube.TopologyFromLabels(node)
 	if !ok {
 		return nil
 	}
 	return &topo
-}
-
-// fingerprint identifies everything of a node that topologyFromLabels
-// reads, so a derived topology is rebuilt exactly when one of them changes
-// and not on every status heartbeat.
-func fingerprint(node *v1.Node) string {
-	var b strings.Builder
-	b.WriteString(string(node.UID))
-	b.WriteByte('|')
-	b.WriteString(node.Labels[labelProduct])
-	b.WriteByte('|')
-	b.WriteString(node.Labels[labelMIGStrategy])
-	names := make([]string, 0, 4)
-	for name := range node.Status.Allocatable {
-		if strings.HasPrefix(string(name), "nvidia.com/") {
-			names = append(names, string(name))
-		}
-	}
-	sort.Strings(names)
-	for _, n := range names {
-		q := node.Status.Allocatable[v1.ResourceName(n)]
-		b.WriteByte('|')
-		b.WriteString(n)
-		b.WriteByte('=')
-		b.WriteString(q.String())
-	}
-	return b.String()
 }
 
 func (t *topologies) forget(node string) {

@@ -3,12 +3,11 @@ package gpuplacement
 import (
 	"sync"
 
-	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/klog/v2"
 	fwk "k8s.io/kube-scheduler/framework"
 
 	"github.com/tessera-sched/tessera/pkg/gpu"
+	"github.com/tessera-sched/tessera/pkg/kube"
 )
 
 // ledger holds the device assignments of pods that are reserved but whose
@@ -49,61 +48,6 @@ func (l *ledger) len() int {
 	return len(l.entries)
 }
 
-// nodeState is a node's GPU state as derived from its topology and pods.
-type nodeState struct {
-	topo *nodeTopology
-	// state is nil for a node without GPUs.
-	state *gpu.NodeState
-	// overbooked is set when the pods on the node hold more than its devices
-	// (pods bound by another scheduler, or a topology that shrank): nothing
-	// more is placed there until it clears.
-	overbooked bool
-}
-
-// buildState derives a node's GPU state from its topology and the pods on
-// it: the assignment of a reserved pod from the ledger, of a bound pod from
-// its annotation, and for a pod placed by another scheduler (no annotation)
-// a conservative assignment of what it requests, chosen after all known
-// assignments so that it takes what is left.
-func (pl *GPUPlacement) buildState(logger klog.Logger, topo *nodeTopology, pods []*v1.Pod) *nodeState {
-	ns := &nodeState{topo: topo}
-	if topo == nil {
-		return ns
-	}
-	ns.state = gpu.NewNodeState(topo.topo)
-	var unknown []gpu.Request
-	for _, pod := range pods {
-		if a, ok := pl.ledger.get(pod.UID); ok {
-			if err := ns.state.Add(a); err != nil {
-				logger.Error(err, "Reserved GPU assignment conflicts with the node's state", "pod", klog.KObj(pod))
-				ns.overbooked = true
-			}
-			continue
-		}
-		if raw, ok := pod.Annotations[AnnotationAssignment]; ok {
-			a, err := gpu.UnmarshalAssignment(raw)
-			if err == nil {
-				err = ns.state.Add(a)
-			}
-			if err == nil {
-				continue
-			}
-			logger.V(2).Info("Ignoring unusable GPU assignment annotation; accounting the pod conservatively", "pod", klog.KObj(pod), "err", err)
-		}
-		d, err := parseDemand(pod)
-		if err != nil || d.isZero() {
-			continue
-		}
-		unknown = append(unknown, d.requestOn(topo.singleProfile))
-	}
-	for _, r := range unknown {
-		if _, err := ns.state.AddUnknown(r); err != nil {
-			ns.overbooked = true
-		}
-	}
-	return ns
-}
-
 // stateCache keeps each node's derived state for as long as the node and
 // its pods are unchanged (the scheduler's NodeInfo generation) and its
 // published topology is the same, so Filter and Score do not rebuild it
@@ -116,10 +60,10 @@ type stateCache struct {
 type cachedState struct {
 	generation int64
 	topoKey    string
-	state      *nodeState
+	state      *kube.NodeGPUs
 }
 
-func (c *stateCache) get(node string, generation int64, topoKey string) (*nodeState, bool) {
+func (c *stateCache) get(node string, generation int64, topoKey string) (*kube.NodeGPUs, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	e, ok := c.entries[node]
@@ -129,7 +73,7 @@ func (c *stateCache) get(node string, generation int64, topoKey string) (*nodeSt
 	return e.state, true
 }
 
-func (c *stateCache) put(node string, generation int64, topoKey string, s *nodeState) {
+func (c *stateCache) put(node string, generation int64, topoKey string, s *kube.NodeGPUs) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.entries[node] = cachedState{generation: generation, topoKey: topoKey, state: s}
@@ -169,7 +113,7 @@ type roomEntry struct {
 // classRoom returns the cluster's free GPU capacity and, for each class of
 // snap.Classes(), the part of it the class could use, bringing the sums up
 // to date with nodes first.
-func (r *room) classRoom(nodes []fwk.NodeInfo, snap gpu.DistributionSnapshot, epoch uint64, stateOf func(fwk.NodeInfo) *nodeState) ([]int64, int64) {
+func (r *room) classRoom(nodes []fwk.NodeInfo, snap gpu.DistributionSnapshot, epoch uint64, stateOf func(fwk.NodeInfo) *kube.NodeGPUs) ([]int64, int64) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	stored := snap.Stored()
@@ -195,9 +139,9 @@ func (r *room) classRoom(nodes []fwk.NodeInfo, snap gpu.DistributionSnapshot, ep
 		}
 		e.generation, e.stamp = ni.GetGeneration(), r.stamp
 		e.free, e.reach = 0, e.reach[:0]
-		if ns := stateOf(ni); ns.state != nil {
-			e.free = ns.state.FreeMilli()
-			e.reach = ns.state.Reach(freeNonGPU(ni), stored, e.reach)
+		if ns := stateOf(ni); ns.GPUs != nil {
+			e.free = ns.GPUs.FreeMilli()
+			e.reach = ns.GPUs.Reach(freeNonGPU(ni), stored, e.reach)
 		}
 		r.add(e, 1)
 	}

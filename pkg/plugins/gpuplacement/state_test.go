@@ -10,6 +10,7 @@ import (
 	"k8s.io/kubernetes/pkg/scheduler/framework"
 
 	"github.com/tessera-sched/tessera/pkg/gpu"
+	"github.com/tessera-sched/tessera/pkg/kube"
 )
 
 // TestRoomFollowsCluster: the cluster-wide room per class is re-derived for
@@ -35,9 +36,9 @@ func TestRoomFollowsCluster(t *testing.T) {
 		ni.SetNode(&v1.Node{ObjectMeta: metav1.ObjectMeta{Name: name}}) // a new generation
 	}
 	var derived []string
-	stateOf := func(ni fwk.NodeInfo) *nodeState {
+	stateOf := func(ni fwk.NodeInfo) *kube.NodeGPUs {
 		derived = append(derived, ni.Node().Name)
-		return &nodeState{state: states[ni.Node().Name]}
+		return &kube.NodeGPUs{GPUs: states[ni.Node().Name]}
 	}
 	list := func() []fwk.NodeInfo {
 		var out []fwk.NodeInfo

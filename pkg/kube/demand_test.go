@@ -1,4 +1,4 @@
-package gpuplacement
+package kube
 
 import (
 	"reflect"
@@ -15,29 +15,29 @@ func TestParseDemand(t *testing.T) {
 	tests := []struct {
 		name    string
 		pod     *v1.Pod
-		want    demand
+		want    Demand
 		wantErr []string
 	}{
 		{
 			name: "no GPU",
 			pod:  st.MakePod().Req(map[v1.ResourceName]string{v1.ResourceCPU: "2", v1.ResourceMemory: "4Gi"}).Obj(),
-			want: demand{locality: gpu.LocalityPreferred, cpuMilli: 2000, memoryMiB: 4096},
+			want: Demand{Locality: gpu.LocalityPreferred, CPUMilli: 2000, MemoryMiB: 4096},
 		},
 		{
 			name: "whole GPUs, required locality",
 			pod: st.MakePod().Req(map[v1.ResourceName]string{ResourceGPU: "4"}).
 				Annotation(AnnotationTopology, "Required").Obj(),
-			want: demand{wholeGPUs: 4, locality: gpu.LocalityRequired},
+			want: Demand{WholeGPUs: 4, Locality: gpu.LocalityRequired},
 		},
 		{
 			name: "two MIG profiles, sorted",
 			pod:  st.MakePod().Req(map[v1.ResourceName]string{"nvidia.com/mig-3g.40gb": "1", "nvidia.com/mig-1g.10gb": "2"}).Obj(),
-			want: demand{mig: []gpu.MIGRequest{{Profile: "1g.10gb", Count: 2}, {Profile: "3g.40gb", Count: 1}}, locality: gpu.LocalityPreferred},
+			want: Demand{MIG: []gpu.MIGRequest{{Profile: "1g.10gb", Count: 2}, {Profile: "3g.40gb", Count: 1}}, Locality: gpu.LocalityPreferred},
 		},
 		{
 			name: "share",
 			pod:  st.MakePod().Annotation(AnnotationShare, " 250 ").Obj(),
-			want: demand{shareMilli: 250, locality: gpu.LocalityPreferred},
+			want: Demand{ShareMilli: 250, Locality: gpu.LocalityPreferred},
 		},
 		{
 			name:    "share not a number",
@@ -62,7 +62,7 @@ func TestParseDemand(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			got, err := parseDemand(tc.pod)
+			got, err := ParseDemand(tc.pod)
 			if len(tc.wantErr) > 0 {
 				if err == nil {
 					t.Fatalf("want error, got %+v", got)
@@ -85,11 +85,11 @@ func TestParseDemand(t *testing.T) {
 }
 
 func TestRequestOnSingleStrategy(t *testing.T) {
-	d := demand{wholeGPUs: 2, locality: gpu.LocalityPreferred}
-	if r := d.requestOn(""); r.GPUs != 2 || len(r.MIG) != 0 {
+	d := Demand{WholeGPUs: 2, Locality: gpu.LocalityPreferred}
+	if r := d.RequestOn(""); r.GPUs != 2 || len(r.MIG) != 0 {
 		t.Errorf("plain node: %+v", r)
 	}
-	r := d.requestOn("1g.10gb")
+	r := d.RequestOn("1g.10gb")
 	if r.GPUs != 0 || !reflect.DeepEqual(r.MIG, []gpu.MIGRequest{{Profile: "1g.10gb", Count: 2}}) {
 		t.Errorf("single-strategy node: %+v", r)
 	}
@@ -134,9 +134,9 @@ func TestProductsOf(t *testing.T) {
 			if got := productsOf(tt.pod); got != tt.want {
 				t.Errorf("productsOf = %q, want %q", got, tt.want)
 			}
-			d, err := parseDemand(tt.pod)
-			if err != nil || d.products != tt.want {
-				t.Errorf("parseDemand: products %q, err %v; want %q", d.products, err, tt.want)
+			d, err := ParseDemand(tt.pod)
+			if err != nil || d.Products != tt.want {
+				t.Errorf("parseDemand: products %q, err %v; want %q", d.Products, err, tt.want)
 			}
 		})
 	}

@@ -1,4 +1,4 @@
-package gpuplacement
+package kube
 
 import (
 	"fmt"
@@ -13,97 +13,100 @@ import (
 	"github.com/tessera-sched/tessera/pkg/gpu"
 )
 
-const (
-	// ResourceGPU is NVIDIA's device-plugin resource for whole GPUs (and, on
-	// nodes labelled nvidia.com/mig.strategy=single, for MIG devices).
-	ResourceGPU v1.ResourceName = "nvidia.com/gpu"
-	// AnnotationShare asks for a share of one GPU in milli-GPUs (1-999). No
-	// extended resource exists for shares; Tessera accounts them per GPU.
-	AnnotationShare = "tessera.dev/gpu-milli"
-	// AnnotationTopology is "required" or "preferred" (default): whether a
-	// multi-GPU pod must get GPUs of one NVLink domain or NUMA node.
-	AnnotationTopology = "tessera.dev/gpu-topology"
-	// AnnotationAssignment is written by PreBind: the exact devices a pod
-	// got, in the versioned JSON form of gpu.MarshalAssignment.
-	AnnotationAssignment = gpu.AnnotationAssignment
-)
-
-// demand is what a pod asks for, independent of the node: whole GPUs (which
+// Demand is what a pod asks for, independent of the node: whole GPUs (which
 // a MIG single-strategy node serves as MIG devices), MIG instances by
-// profile, a share, and the locality wanted.
-type demand struct {
-	wholeGPUs  int
-	mig        []gpu.MIGRequest
-	shareMilli int
-	locality   gpu.Locality
-	cpuMilli   int64
-	memoryMiB  int64
-	// products are the GPU products the pod's node selector or required
+// profile, a share, the locality wanted, and the CPU and memory that come
+// with them.
+type Demand struct {
+	WholeGPUs  int
+	MIG        []gpu.MIGRequest
+	ShareMilli int
+	Locality   gpu.Locality
+	CPUMilli   int64
+	MemoryMiB  int64
+	// Products are the GPU products the pod's node selector or required
 	// node affinity allows, in gpu.ProductSet form; empty when any.
-	products string
+	Products string
 }
 
-func (d *demand) isZero() bool {
-	return d.wholeGPUs == 0 && len(d.mig) == 0 && d.shareMilli == 0
+// IsZero reports a pod that asks for no GPU capacity.
+func (d *Demand) IsZero() bool {
+	return d.WholeGPUs == 0 && len(d.MIG) == 0 && d.ShareMilli == 0
 }
 
-// requestOn turns the demand into the request it is on a node: on a MIG
-// single-strategy node whole GPUs are MIG devices of the node's profile.
-func (d *demand) requestOn(singleProfile string) gpu.Request {
-	r := gpu.Request{GPUs: d.wholeGPUs, MIG: d.mig, ShareMilli: d.shareMilli, Locality: d.locality}
-	if singleProfile != "" && d.wholeGPUs > 0 {
+// RequestOn turns the demand into the request it is on a node whose
+// topology serves whole GPUs as MIG devices of singleProfile ("" for
+// none): there, whole GPUs are MIG devices of that profile.
+func (d *Demand) RequestOn(singleProfile string) gpu.Request {
+	r := gpu.Request{GPUs: d.WholeGPUs, MIG: d.MIG, ShareMilli: d.ShareMilli, Locality: d.Locality}
+	if singleProfile != "" && d.WholeGPUs > 0 {
 		r.GPUs = 0
-		r.MIG = append(append([]gpu.MIGRequest{}, d.mig...), gpu.MIGRequest{Profile: singleProfile, Count: d.wholeGPUs})
+		r.MIG = append(append([]gpu.MIGRequest{}, d.MIG...), gpu.MIGRequest{Profile: singleProfile, Count: d.WholeGPUs})
 	}
 	return r
 }
 
-// parseDemand reads a pod's GPU demand. The error names the annotation or
+// ParseDemand reads a pod's GPU demand. The error names the annotation or
 // resource and the value, for the pod's PodScheduled condition and Event.
-func parseDemand(pod *v1.Pod) (*demand, error) {
-	d := &demand{locality: gpu.LocalityPreferred}
+func ParseDemand(pod *v1.Pod) (*Demand, error) {
+	d := &Demand{Locality: gpu.LocalityPreferred}
 	reqs := resourcehelper.PodRequests(pod, resourcehelper.PodResourcesOptions{})
 	if q, ok := reqs[v1.ResourceCPU]; ok {
-		d.cpuMilli = q.MilliValue()
+		d.CPUMilli = q.MilliValue()
 	}
 	if q, ok := reqs[v1.ResourceMemory]; ok {
-		d.memoryMiB = q.Value() >> 20
+		d.MemoryMiB = q.Value() >> 20
 	}
-	var profiles []string
 	for name, q := range reqs {
 		if name == ResourceGPU {
-			d.wholeGPUs = int(q.Value())
+			d.WholeGPUs = int(q.Value())
 			continue
 		}
 		if profile, ok := gpu.ParseMIGResource(string(name)); ok && q.Value() > 0 {
-			d.mig = append(d.mig, gpu.MIGRequest{Profile: profile, Count: int(q.Value())})
-			profiles = append(profiles, profile)
+			d.MIG = append(d.MIG, gpu.MIGRequest{Profile: profile, Count: int(q.Value())})
 		}
 	}
-	sort.Slice(d.mig, func(i, j int) bool { return d.mig[i].Profile < d.mig[j].Profile })
+	sort.Slice(d.MIG, func(i, j int) bool { return d.MIG[i].Profile < d.MIG[j].Profile })
 
-	if v, ok := pod.Annotations[AnnotationShare]; ok {
-		milli, err := strconv.Atoi(strings.TrimSpace(v))
-		if err != nil || milli < 1 || milli > 999 {
-			return nil, fmt.Errorf("annotation %s: invalid value %q: must be an integer from 1 to 999 (milli-GPUs of one GPU; ask for whole GPUs with %s)", AnnotationShare, v, ResourceGPU)
-		}
-		if d.wholeGPUs > 0 || len(d.mig) > 0 {
-			return nil, fmt.Errorf("annotation %s=%q cannot be combined with %s or MIG resources in one pod", AnnotationShare, v, ResourceGPU)
-		}
-		d.shareMilli = milli
+	milli, err := ShareMilli(pod)
+	if err != nil {
+		return nil, err
 	}
-	d.products = productsOf(pod)
+	if milli > 0 {
+		if d.WholeGPUs > 0 || len(d.MIG) > 0 {
+			return nil, fmt.Errorf("annotation %s=%q cannot be combined with %s or MIG resources in one pod", AnnotationShare, pod.Annotations[AnnotationShare], ResourceGPU)
+		}
+		d.ShareMilli = milli
+	}
+	d.Products = productsOf(pod)
 	if v, ok := pod.Annotations[AnnotationTopology]; ok {
 		switch strings.ToLower(strings.TrimSpace(v)) {
 		case "required":
-			d.locality = gpu.LocalityRequired
+			d.Locality = gpu.LocalityRequired
 		case "preferred", "":
-			d.locality = gpu.LocalityPreferred
+			d.Locality = gpu.LocalityPreferred
 		default:
 			return nil, fmt.Errorf("annotation %s: invalid value %q: must be \"required\" or \"preferred\"", AnnotationTopology, v)
 		}
 	}
 	return d, nil
+}
+
+// ShareMilli reads the pod's share annotation: 0 without one, an error
+// naming the annotation and value when it is not an integer from 1 to 999.
+// It is the one parser of the annotation: GPUPlacement refuses the pod on
+// the error, the quota charge leaves the share out (the pod is never
+// placed).
+func ShareMilli(pod *v1.Pod) (int, error) {
+	v, ok := pod.Annotations[AnnotationShare]
+	if !ok {
+		return 0, nil
+	}
+	milli, err := strconv.Atoi(strings.TrimSpace(v))
+	if err != nil || milli < 1 || milli > 999 {
+		return 0, fmt.Errorf("annotation %s: invalid value %q: must be an integer from 1 to 999 (milli-GPUs of one GPU; ask for whole GPUs with %s)", AnnotationShare, v, ResourceGPU)
+	}
+	return milli, nil
 }
 
 // productsOf is the set of GPU products (values of gpu.LabelProduct) a pod

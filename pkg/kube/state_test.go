@@ -1,4 +1,4 @@
-package gpuplacement
+package kube
 
 import (
 	"strings"

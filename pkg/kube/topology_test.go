@@ -1,13 +1,11 @@
-package gpuplacement
+package kube
 
 import (
-	"strings"
 	"testing"
 
 	v1 "k8s.io/api/core/v1"
 	st "k8s.io/kubernetes/pkg/scheduler/testing"
 
-	tesserav1alpha1 "github.com/tessera-sched/tessera/pkg/apis/tessera/v1alpha1"
 	"github.com/tessera-sched/tessera/pkg/gpu"
 )
 
@@ -37,20 +35,20 @@ func TestTopologyFromLabels(t *testing.T) {
 		},
 		{
 			name:       "8 x H100 SXM: one NVSwitch domain",
-			node:       gpuNode("h100", map[string]string{labelProduct: "NVIDIA-H100-80GB-HBM3"}, map[v1.ResourceName]string{ResourceGPU: "8"}),
+			node:       gpuNode("h100", map[string]string{LabelProduct: "NVIDIA-H100-80GB-HBM3"}, map[v1.ResourceName]string{ResourceGPU: "8"}),
 			wantOK:     true,
 			wantGPUs:   8,
 			wantDomain: "nvswitch-0",
 		},
 		{
 			name:     "unknown product counts as plain GPUs",
-			node:     gpuNode("t4", map[string]string{labelProduct: "T4"}, map[v1.ResourceName]string{ResourceGPU: "2"}),
+			node:     gpuNode("t4", map[string]string{LabelProduct: "T4"}, map[v1.ResourceName]string{ResourceGPU: "2"}),
 			wantOK:   true,
 			wantGPUs: 2,
 		},
 		{
 			name: "mixed strategy: 2 whole GPUs and MIG instances",
-			node: gpuNode("mig", map[string]string{labelProduct: "NVIDIA-A100-SXM4-80GB", labelMIGStrategy: "mixed"},
+			node: gpuNode("mig", map[string]string{LabelProduct: "NVIDIA-A100-SXM4-80GB", LabelMIGStrategy: "mixed"},
 				map[v1.ResourceName]string{ResourceGPU: "2", "nvidia.com/mig-3g.40gb": "2", "nvidia.com/mig-1g.10gb": "7"}),
 			wantOK:        true,
 			wantGPUs:      4,
@@ -59,7 +57,7 @@ func TestTopologyFromLabels(t *testing.T) {
 		},
 		{
 			name: "mixed strategy with gpu.count: the same layout on every GPU",
-			node: gpuNode("uniform", map[string]string{labelProduct: "NVIDIA-A100-SXM4-80GB", labelMIGStrategy: "mixed", labelCount: "8"},
+			node: gpuNode("uniform", map[string]string{LabelProduct: "NVIDIA-A100-SXM4-80GB", LabelMIGStrategy: "mixed", LabelGPUCount: "8"},
 				map[v1.ResourceName]string{"nvidia.com/mig-3g.40gb": "8", "nvidia.com/mig-2g.20gb": "8", "nvidia.com/mig-1g.10gb": "16"}),
 			wantOK:        true,
 			wantGPUs:      8,
@@ -68,7 +66,7 @@ func TestTopologyFromLabels(t *testing.T) {
 		},
 		{
 			name: "single strategy: nvidia.com/gpu counts MIG devices",
-			node: gpuNode("single", map[string]string{labelProduct: "NVIDIA-A100-SXM4-40GB-MIG-1g.5gb", labelMIGStrategy: "single"},
+			node: gpuNode("single", map[string]string{LabelProduct: "NVIDIA-A100-SXM4-40GB-MIG-1g.5gb", LabelMIGStrategy: "single"},
 				map[v1.ResourceName]string{ResourceGPU: "14"}),
 			wantOK:        true,
 			wantGPUs:      2,
@@ -79,24 +77,24 @@ func TestTopologyFromLabels(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			got, ok := topologyFromLabels(tc.node)
+			got, ok := TopologyFromLabels(tc.node)
 			if ok != tc.wantOK {
 				t.Fatalf("ok = %v, want %v", ok, tc.wantOK)
 			}
 			if !ok {
 				return
 			}
-			if err := got.topo.Validate(); err != nil {
+			if err := got.Topo.Validate(); err != nil {
 				t.Fatalf("derived topology invalid: %v", err)
 			}
-			if len(got.topo.GPUs) != tc.wantGPUs {
-				t.Errorf("%d GPUs, want %d", len(got.topo.GPUs), tc.wantGPUs)
+			if len(got.Topo.GPUs) != tc.wantGPUs {
+				t.Errorf("%d GPUs, want %d", len(got.Topo.GPUs), tc.wantGPUs)
 			}
-			if got.singleProfile != tc.wantSingle {
-				t.Errorf("single profile %q, want %q", got.singleProfile, tc.wantSingle)
+			if got.SingleProfile != tc.wantSingle {
+				t.Errorf("single profile %q, want %q", got.SingleProfile, tc.wantSingle)
 			}
 			mig, static := map[string]int{}, 0
-			for _, g := range got.topo.GPUs {
+			for _, g := range got.Topo.GPUs {
 				if g.MIG == gpu.MIGStatic {
 					static++
 				}
@@ -116,31 +114,5 @@ func TestTopologyFromLabels(t *testing.T) {
 				}
 			}
 		})
-	}
-}
-
-func TestTopologyFromObject(t *testing.T) {
-	numa := func(n int32) *int32 { return &n }
-	obj := &tesserav1alpha1.NodeGPUTopology{Spec: tesserav1alpha1.NodeGPUTopologySpec{GPUs: []tesserav1alpha1.GPUDevice{
-		{Index: 1, UUID: "GPU-b", Product: "NVIDIA-H100-80GB-HBM3", NUMANode: numa(1), NVLinkDomain: "clique-7"},
-		{Index: 0, UUID: "GPU-a", Product: "NVIDIA-H100-80GB-HBM3", NUMANode: numa(0), NVLinkDomain: "clique-7",
-			MIG: &tesserav1alpha1.MIGConfig{Mode: tesserav1alpha1.MIGDynamic, Instances: []tesserav1alpha1.MIGInstance{{Profile: "3g.40gb", Start: 4}}}},
-	}}}
-	topo, err := obj.Spec.Topology()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if topo.GPUs[0].Index != 0 || topo.GPUs[0].MIG != gpu.MIGDynamic || topo.GPUs[0].Instances[0].Start != 4 || topo.GPUs[1].NUMANode != 1 || topo.GPUs[1].Domain != "clique-7" {
-		t.Errorf("unexpected conversion: %+v", topo)
-	}
-
-	obj.Spec.GPUs[1].MIG.Instances = append(obj.Spec.GPUs[1].MIG.Instances, tesserav1alpha1.MIGInstance{Profile: "4g.40gb", Start: 0})
-	obj.Spec.GPUs[1].MIG.Instances = append(obj.Spec.GPUs[1].MIG.Instances, tesserav1alpha1.MIGInstance{Profile: "3g.40gb", Start: 0})
-	if _, err := obj.Spec.Topology(); err == nil {
-		t.Error("overlapping MIG instances accepted")
-	}
-	obj.Spec.GPUs[1].MIG = &tesserav1alpha1.MIGConfig{Mode: "Sometimes"}
-	if _, err := obj.Spec.Topology(); err == nil || !strings.Contains(err.Error(), "Sometimes") {
-		t.Errorf("bad mode: error %v", err)
 	}
 }

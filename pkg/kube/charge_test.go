@@ -1,4 +1,4 @@
-package elasticquota
+package kube
 
 import (
 	"reflect"
@@ -11,8 +11,8 @@ import (
 	"github.com/tessera-sched/tessera/pkg/quota"
 )
 
-func TestFromList(t *testing.T) {
-	got := fromList(v1.ResourceList{
+func TestAmounts(t *testing.T) {
+	got := Amounts(v1.ResourceList{
 		v1.ResourceCPU:    resource.MustParse("1500m"),
 		v1.ResourceMemory: resource.MustParse("2Gi"),
 		"nvidia.com/gpu":  resource.MustParse("4"),
@@ -20,14 +20,14 @@ func TestFromList(t *testing.T) {
 	})
 	want := quota.Resources{"cpu": 1500, "memory": 2 << 30, "nvidia.com/gpu": 4, "tessera.dev/gpu": 2500}
 	if !reflect.DeepEqual(got, want) {
-		t.Errorf("fromList = %v, want %v", got, want)
+		t.Errorf("Amounts = %v, want %v", got, want)
 	}
-	if fromList(nil) != nil {
+	if Amounts(nil) != nil {
 		t.Error("empty list should convert to nil (no constraint)")
 	}
 }
 
-func TestPodResources(t *testing.T) {
+func TestQuotaCharge(t *testing.T) {
 	tests := []struct {
 		name string
 		pod  *v1.Pod
@@ -45,19 +45,29 @@ func TestPodResources(t *testing.T) {
 		},
 		{
 			name: "a share is its milli",
-			pod:  st.MakePod().Annotation(annotationShare, "250").Obj(),
+			pod:  st.MakePod().Annotation(AnnotationShare, "250").Obj(),
 			want: quota.Resources{"tessera.dev/gpu-milli": 250, "tessera.dev/gpu": 250},
 		},
 		{
+			name: "an unknown MIG profile is charged as a whole GPU per instance",
+			pod:  st.MakePod().Req(map[v1.ResourceName]string{"nvidia.com/mig-9g.99gb": "2"}).Obj(),
+			want: quota.Resources{"nvidia.com/mig-9g.99gb": 2, "tessera.dev/gpu": 2000},
+		},
+		{
+			name: "a share out of range is not charged (GPUPlacement rejects the pod)",
+			pod:  st.MakePod().Annotation(AnnotationShare, "1000").Obj(),
+			want: quota.Resources{},
+		},
+		{
 			name: "a malformed share is not charged (GPUPlacement rejects the pod)",
-			pod:  st.MakePod().Annotation(annotationShare, "lots").Obj(),
+			pod:  st.MakePod().Annotation(AnnotationShare, "lots").Obj(),
 			want: quota.Resources{},
 		},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			if got := podResources(tc.pod); !reflect.DeepEqual(got, tc.want) {
-				t.Errorf("podResources = %v, want %v", got, tc.want)
+			if got := QuotaCharge(tc.pod); !reflect.DeepEqual(got, tc.want) {
+				t.Errorf("QuotaCharge = %v, want %v", got, tc.want)
 			}
 		})
 	}
@@ -65,8 +75,8 @@ func TestPodResources(t *testing.T) {
 
 func TestNodeCapacity(t *testing.T) {
 	node := st.MakeNode().Name("n").Capacity(map[v1.ResourceName]string{v1.ResourceCPU: "8", "nvidia.com/gpu": "4", "nvidia.com/mig-1g.10gb": "7"}).Obj()
-	got := nodeCapacity(node)
+	got := NodeCapacity(node)
 	if got["tessera.dev/gpu"] != 5000 || got["tessera.dev/gpu-milli"] != 4000 || got["cpu"] != 8000 {
-		t.Errorf("nodeCapacity = %v: want 5 GPU equivalents (4 whole + 7 x 1g), 4000 share milli, 8000m CPU", got)
+		t.Errorf("NodeCapacity = %v: want 5 GPU equivalents (4 whole + 7 x 1g), 4000 share milli, 8000m CPU", got)
 	}
 }

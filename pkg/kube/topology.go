@@ -1,4 +1,4 @@
-package gpuplacement
+package kube
 
 import (
 	"fmt"
@@ -7,29 +7,21 @@ import (
 	"strings"
 
 	v1 "k8s.io/api/core/v1"
-	"k8s.io/klog/v2"
 
 	"github.com/tessera-sched/tessera/pkg/gpu"
 )
 
-// Labels of NVIDIA GPU Feature Discovery that describe a node's GPUs.
-const (
-	labelProduct     = gpu.LabelProduct
-	labelMIGStrategy = "nvidia.com/mig.strategy"
-	labelCount       = "nvidia.com/gpu.count"
-)
-
-// nodeTopology is what GPUPlacement knows of a node's GPUs.
-type nodeTopology struct {
-	topo gpu.Topology
-	// singleProfile is the MIG profile a MIG single-strategy node serves as
+// NodeTopology is what Tessera knows of a node's GPUs.
+type NodeTopology struct {
+	Topo gpu.Topology
+	// SingleProfile is the MIG profile a MIG single-strategy node serves as
 	// nvidia.com/gpu; "" otherwise.
-	singleProfile string
-	// source says where the topology came from, for Events and debugging.
-	source string
+	SingleProfile string
+	// Source says where the topology came from, for Events and debugging.
+	Source string
 }
 
-// topologyFromLabels derives a node's GPUs from GPU Feature Discovery labels
+// TopologyFromLabels derives a node's GPUs from GPU Feature Discovery labels
 // and the device plugin's allocatable resources, for nodes where no agent
 // publishes a NodeGPUTopology:
 //
@@ -46,16 +38,16 @@ type nodeTopology struct {
 //     few GPUs as they fit.
 //
 // ok is false for a node without GPUs.
-func topologyFromLabels(node *v1.Node) (nodeTopology, bool) {
+func TopologyFromLabels(node *v1.Node) (NodeTopology, bool) {
 	alloc := node.Status.Allocatable
-	product := node.Labels[labelProduct]
+	product := node.Labels[LabelProduct]
 	whole := int(quantity(alloc, ResourceGPU))
 
-	if node.Labels[labelMIGStrategy] == "single" {
+	if node.Labels[LabelMIGStrategy] == "single" {
 		if base, profile, ok := strings.Cut(product, "-MIG-"); ok && whole > 0 {
 			t, err := packMIG(base, 0, 0, map[string]int{profile: whole})
 			if err == nil {
-				return nodeTopology{topo: t, singleProfile: profile, source: "labels (MIG single strategy)"}, true
+				return NodeTopology{Topo: t, SingleProfile: profile, Source: "labels (MIG single strategy)"}, true
 			}
 		}
 	}
@@ -67,16 +59,16 @@ func topologyFromLabels(node *v1.Node) (nodeTopology, bool) {
 		}
 	}
 	if whole == 0 && len(mig) == 0 {
-		return nodeTopology{}, false
+		return NodeTopology{}, false
 	}
 	if len(mig) > 0 {
-		physical, _ := strconv.Atoi(node.Labels[labelCount])
+		physical, _ := strconv.Atoi(node.Labels[LabelGPUCount])
 		t, err := packMIG(product, whole, physical, mig)
 		if err == nil {
-			return nodeTopology{topo: t, source: "labels (MIG mixed strategy)"}, true
+			return NodeTopology{Topo: t, Source: "labels (MIG mixed strategy)"}, true
 		}
 	}
-	return nodeTopology{topo: gpu.DefaultTopology(product, whole), source: "labels"}, true
+	return NodeTopology{Topo: gpu.DefaultTopology(product, whole), Source: "labels"}, true
 }
 
 // packMIG builds a topology of whole MIG-disabled GPUs followed by MIG GPUs
@@ -168,75 +160,29 @@ func quantity(l v1.ResourceList, name v1.ResourceName) int64 {
 	return 0
 }
 
-// NodeGPUState derives a node's GPU state from its labels and capacity and
-// the given pods' assignment annotations (pods without one are accounted
-// conservatively), exactly as the plugin does for a node without a
-// NodeGPUTopology. It is for tools that show or replay placements; nil
-// means the node has no GPUs.
-func NodeGPUState(node *v1.Node, pods []*v1.Pod) *gpu.NodeState {
-	topo, ok := topologyFromLabels(node)
-	if !ok {
-		return nil
-	}
-	pl := &GPUPlacement{ledger: newLedger()}
-	return pl.buildState(klog.Background(), &topo, pods).state
-}
-
-// RequestOn is the device-level request a pod makes on a node (on a MIG
-// single-strategy node, whole GPUs are MIG devices of the node's profile).
-// ok is false for a pod without GPU demand. For other plugins' what-if
-// checks (e.g. whether a whole pod group fits) with GPUPlacement's rules.
-func RequestOn(pod *v1.Pod, node *v1.Node) (r gpu.Request, ok bool, err error) {
-	d, err := parseDemand(pod)
-	if err != nil || d.isZero() {
-		return gpu.Request{}, false, err
-	}
-	single := ""
-	if topo, found := topologyFromLabels(node); found {
-		single = topo.singleProfile
-	}
-	return d.requestOn(single), true, nil
-}
-
-// CheckNode audits the devices that pods hold on node, as recorded in their
-// tessera.dev/gpu-assignment annotations, against the node's GPUs (derived
-// from its labels and allocatable, as Filter does without a
-// NodeGPUTopology): a GPU given whole to two pods, shares above 1000 milli,
-// overlapping MIG slots, or more whole GPUs requested than the node has.
-// It returns one line per violation, none when the node is consistent.
-// Benchmarks and tests call it after a run to prove nothing was
-// over-allocated.
-func CheckNode(node *v1.Node, pods []*v1.Pod) []string {
-	var out []string
-	var whole int64
-	for _, p := range pods {
-		for _, c := range p.Spec.Containers {
-			if q, ok := c.Resources.Limits[ResourceGPU]; ok {
-				whole += q.Value()
-			}
+// Fingerprint identifies everything of a node that TopologyFromLabels
+// reads, so that a derived topology is rebuilt exactly when one of them
+// changes and not on every status heartbeat.
+func Fingerprint(node *v1.Node) string {
+	var b strings.Builder
+	b.WriteString(string(node.UID))
+	b.WriteByte('|')
+	b.WriteString(node.Labels[LabelProduct])
+	b.WriteByte('|')
+	b.WriteString(node.Labels[LabelMIGStrategy])
+	names := make([]string, 0, 4)
+	for name := range node.Status.Allocatable {
+		if strings.HasPrefix(string(name), "nvidia.com/") {
+			names = append(names, string(name))
 		}
 	}
-	if alloc, ok := node.Status.Allocatable[ResourceGPU]; ok && whole > alloc.Value() {
-		out = append(out, fmt.Sprintf("node %s: pods request %d %s, allocatable is %d", node.Name, whole, ResourceGPU, alloc.Value()))
+	sort.Strings(names)
+	for _, n := range names {
+		q := node.Status.Allocatable[v1.ResourceName(n)]
+		b.WriteByte('|')
+		b.WriteString(n)
+		b.WriteByte('=')
+		b.WriteString(q.String())
 	}
-	topo, ok := topologyFromLabels(node)
-	if !ok {
-		return out
-	}
-	state := gpu.NewNodeState(topo.topo)
-	for _, p := range pods {
-		raw, ok := p.Annotations[gpu.AnnotationAssignment]
-		if !ok {
-			continue
-		}
-		a, err := gpu.UnmarshalAssignment(raw)
-		if err != nil {
-			out = append(out, fmt.Sprintf("node %s: pod %s/%s: %v", node.Name, p.Namespace, p.Name, err))
-			continue
-		}
-		if err := state.Add(a); err != nil {
-			out = append(out, fmt.Sprintf("node %s: pod %s/%s over-allocates: %v", node.Name, p.Namespace, p.Name, err))
-		}
-	}
-	return out
+	return b.String()
 }

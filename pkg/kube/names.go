@@ -1,0 +1,31 @@
+package kube
+
+import (
+	v1 "k8s.io/api/core/v1"
+
+	"github.com/tessera-sched/tessera/pkg/gpu"
+)
+
+// Resource, label and annotation names. The strings live in pkg/gpu, which
+// pkg/quota shares; these are their Kubernetes-typed forms.
+const (
+	// ResourceGPU is NVIDIA's device-plugin resource for whole GPUs (and, on
+	// nodes labelled nvidia.com/mig.strategy=single, for MIG devices).
+	ResourceGPU v1.ResourceName = gpu.ResourceGPU
+	// AnnotationShare asks for a share of one GPU in milli-GPUs (1-999).
+	AnnotationShare = gpu.AnnotationShare
+	// AnnotationTopology is "required" or "preferred" (default): whether a
+	// multi-GPU pod must get GPUs of one NVLink domain or NUMA node.
+	AnnotationTopology = "tessera.dev/gpu-topology"
+	// AnnotationAssignment is written at bind time: the exact devices a pod
+	// got, in the versioned JSON form of gpu.MarshalAssignment.
+	AnnotationAssignment = gpu.AnnotationAssignment
+
+	// LabelProduct is GPU Feature Discovery's GPU product label.
+	LabelProduct = gpu.LabelProduct
+	// LabelMIGStrategy is GPU Feature Discovery's MIG strategy label,
+	// "single" or "mixed".
+	LabelMIGStrategy = "nvidia.com/mig.strategy"
+	// LabelGPUCount is GPU Feature Discovery's count of physical GPUs.
+	LabelGPUCount = "nvidia.com/gpu.count"
+)

@@ -1,0 +1,132 @@
+package gpuplacement
+
+import (
+	"context"
+
+	v1 "k8s.io/api/core/v1"
+	"k8s.io/klog/v2"
+	fwk "k8s.io/kube-scheduler/framework"
+
+	"github.com/tessera-sched/tessera/pkg/gpu"
+	"github.com/tessera-sched/tessera/pkg/kube"
+)
+
+// PreFilter parses the pod's GPU demand once. Pods without GPU demand are
+// skipped at every later extension point; a malformed annotation leaves the
+// pod Pending with a reason naming the annotation and value.
+func (pl *GPUPlacement) PreFilter(ctx context.Context, cs fwk.CycleState, pod *v1.Pod, _ []fwk.NodeInfo) (*fwk.PreFilterResult, *fwk.Status) {
+	d, err := kube.ParseDemand(pod)
+	if err != nil {
+		return nil, fwk.NewStatus(fwk.UnschedulableAndUnresolvable, err.Error())
+	}
+	if d.IsZero() {
+		return nil, fwk.NewStatus(fwk.Skip)
+	}
+	if pl.observed.firstTime(pod.UID) {
+		if c, ok := gpu.ClassOf(d.RequestOn(""), d.CPUMilli, d.MemoryMiB); ok {
+			c.Products = d.Products
+			pl.mix.Observe(c)
+		}
+	}
+	s := &cycleState{demand: d, picks: map[string]*pick{}}
+	if pl.args.ScoringStrategy == FragmentationAware {
+		s.classes = pl.classes(ctx, pl.mix.Snapshot())
+	}
+	cs.Write(stateKey, s)
+	return nil, nil
+}
+
+// classes are the demand classes one cycle scores against: the learned
+// distribution, each class weighted by how scarce the room left for it in
+// the cluster is (see gpu.WeighByScarcity and room).
+func (pl *GPUPlacement) classes(ctx context.Context, snap gpu.DistributionSnapshot) []gpu.WeightedClass {
+	classes := snap.Classes()
+	if len(classes) == 0 {
+		return classes
+	}
+	lister := pl.handle.SnapshotSharedLister()
+	if lister == nil {
+		return classes
+	}
+	nodes, err := lister.NodeInfos().List()
+	if err != nil {
+		return classes
+	}
+	logger := klog.FromContext(ctx)
+	reach, free := pl.room.classRoom(nodes, snap, pl.topologies.epoch.Load(), func(ni fwk.NodeInfo) *kube.NodeGPUs {
+		return pl.nodeStateFor(logger, ni)
+	})
+	return gpu.WeighByScarcity(classes, reach, free)
+}
+
+// PreFilterExtensions returns nil: node state is derived from the NodeInfo
+// Filter is given, so pods added or removed by preemption's simulation are
+// already accounted for.
+func (pl *GPUPlacement) PreFilterExtensions() fwk.PreFilterExtensions { return nil }
+
+// nodeStateFor returns the node's derived GPU state, from cache when the
+// node, its pods and its topology are unchanged.
+func (pl *GPUPlacement) nodeStateFor(logger klog.Logger, ni fwk.NodeInfo) *kube.NodeGPUs {
+	node := ni.Node()
+	topo, key := pl.topologies.forNode(logger, node)
+	if s, ok := pl.states.get(node.Name, ni.GetGeneration(), key); ok {
+		return s
+	}
+	pods := make([]*v1.Pod, 0, len(ni.GetPods()))
+	for _, pi := range ni.GetPods() {
+		pods = append(pods, pi.GetPod())
+	}
+	s := kube.BuildNodeGPUs(logger, topo, pods, pl.ledger.get)
+	pl.states.put(node.Name, ni.GetGeneration(), key, s)
+	return s
+}
+
+// Filter checks device-level fit: that the node has the exact devices the
+// pod needs (free whole GPUs in one domain when required, a legal MIG slot,
+// room for the share on one GPU), not merely enough of a count.
+func (pl *GPUPlacement) Filter(ctx context.Context, cs fwk.CycleState, pod *v1.Pod, ni fwk.NodeInfo) *fwk.Status {
+	s, err := getCycleState(cs)
+	if err != nil {
+		return fwk.AsStatus(err)
+	}
+	ns := pl.nodeStateFor(klog.FromContext(ctx), ni)
+	if ns.GPUs == nil {
+		return fwk.NewStatus(fwk.UnschedulableAndUnresolvable, "node has no GPUs")
+	}
+	if ns.Overbooked {
+		return fwk.NewStatus(fwk.Unschedulable, "node's GPUs are over-committed by pods placed outside Tessera")
+	}
+	a, placement, err := ns.GPUs.Allocate(s.demand.RequestOn(ns.Topology.SingleProfile))
+	if err != nil {
+		reason := err.Error()
+		if fe, ok := err.(gpu.FitError); ok {
+			reason = fe.Reason()
+		}
+		return fwk.NewStatus(fwk.Unschedulable, reason)
+	}
+	p := &pick{assignment: a, placement: placement, node: ns, free: freeNonGPU(ni)}
+	if pl.args.ScoringStrategy == FragmentationAware && s.demand.ShareMilli > 0 && len(s.classes) > 0 {
+		// FGD's choice of device, not only of node (see gpu.BestShare).
+		if a, delta, err := ns.GPUs.BestShare(p.assignment, s.demand.ShareMilli, p.free, s.after(p.free), s.classes); err == nil {
+			p.assignment, p.raw, p.scored = a, delta, true
+		}
+	}
+	s.setPick(ni.Node().Name, p)
+	return nil
+}
+
+// after is the node's free CPU and memory once the pod runs there (its
+// product does not change).
+func (s *cycleState) after(free gpu.NonGPU) gpu.NonGPU {
+	return gpu.NonGPU{CPUMilli: free.CPUMilli - s.demand.CPUMilli, MemoryMiB: free.MemoryMiB - s.demand.MemoryMiB, Product: free.Product}
+}
+
+// freeNonGPU is the node's unrequested CPU and memory, and its GPU product.
+func freeNonGPU(ni fwk.NodeInfo) gpu.NonGPU {
+	alloc, req := ni.GetAllocatable(), ni.GetRequested()
+	return gpu.NonGPU{
+		CPUMilli:  alloc.GetMilliCPU() - req.GetMilliCPU(),
+		MemoryMiB: (alloc.GetMemory() - req.GetMemory()) >> 20,
+		Product:   ni.Node().Labels[gpu.LabelProduct],
+	}
+}
