@@ -12,20 +12,19 @@ import (
 	v1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
-	"k8s.io/client-go/rest"
 	schedv1alpha1 "sigs.k8s.io/scheduler-plugins/apis/scheduling/v1alpha1"
 	"sigs.k8s.io/scheduler-plugins/pkg/generated/clientset/versioned"
+
+	"github.com/tessera-sched/tessera/pkg/localcluster"
 )
 
 func createPodGroup(t *testing.T, ns, name string, minMember int32, timeout int32, annotations map[string]string) {
 	t.Helper()
-	cfg := rest.CopyConfig(cp.Config)
-	cfg.ContentType = "application/json"
 	pg := &schedv1alpha1.PodGroup{
 		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns, Annotations: annotations},
 		Spec:       schedv1alpha1.PodGroupSpec{MinMember: minMember, ScheduleTimeoutSeconds: &timeout},
 	}
-	if _, err := versioned.NewForConfigOrDie(cfg).SchedulingV1alpha1().PodGroups(ns).Create(context.Background(), pg, metav1.CreateOptions{}); err != nil {
+	if _, err := versioned.NewForConfigOrDie(jsonConfig()).SchedulingV1alpha1().PodGroups(ns).Create(context.Background(), pg, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -275,5 +274,114 @@ func TestGangIssue117(t *testing.T) {
 			}
 		}
 		t.Fatalf("%d of %d jobs completed in %v; stuck: %v", len(finished), len(jobs), jobDeadline, stuck)
+	}
+}
+
+// TestGangsRunSideBySide: 2 nodes x 8 GPUs and twelve pod groups of 2
+// members x 4 GPUs, created interleaved (every group's first member, then
+// every second member), as a job controller burst does. Any two groups fit
+// the cluster together, so two must run at any time while groups wait (a
+// one-second grace covers a finished group's replacement), and all twelve,
+// each running for hold, finish in about 6 x hold, not 12 x: the
+// one-assembly-at-a-time rule that prevents #117 must not serialise groups
+// that fit together.
+func TestGangsRunSideBySide(t *testing.T) {
+	installCRDs(t)
+	createNodes(t,
+		nodeSpec{name: "side-node-1", cpu: "64", memory: "256Gi", gpus: 8, labels: map[string]string{"nvidia.com/gpu.product": "NVIDIA-H100-80GB-HBM3"}},
+		nodeSpec{name: "side-node-2", cpu: "64", memory: "256Gi", gpus: 8, labels: map[string]string{"nvidia.com/gpu.product": "NVIDIA-H100-80GB-HBM3"}})
+	ns := newNamespace(t)
+	const groups, hold = 12, 3 * time.Second
+	pgClient := versioned.NewForConfigOrDie(jsonConfig())
+	minMember := map[string]int{}
+	for g := 0; g < groups; g++ {
+		name := fmt.Sprintf("g%02d", g)
+		minMember[name] = 2
+		createPodGroup(t, ns, name, 2, 60, nil)
+	}
+	startScheduler(t, cp.Config, schedulerConfig(t))
+	// Pods start and stop as on real nodes: Running once bound, Terminating
+	// when deleted until the kubelet has stopped them.
+	kubelets, stopKubelets := context.WithCancel(context.Background())
+	defer stopKubelets()
+	go localcluster.SimulateKubelets(kubelets, cp.Client)
+	gw := watchGangs(t, ns, minMember)
+	defer gw.stop()
+	start := time.Now()
+	for m := 0; m < 2; m++ {
+		for g := 0; g < groups; g++ {
+			createMember(t, ns, fmt.Sprintf("g%02d", g), fmt.Sprintf("g%02d-%d", g, m), 4)
+		}
+	}
+
+	completedAt := map[string]time.Time{}
+	deleted := map[string]bool{}
+	var short time.Time // since when fewer than two groups run while others wait
+	var gaps []string
+	for len(deleted) < groups && time.Since(start) < 3*time.Minute {
+		now := time.Now()
+		running := 0
+		for g := 0; g < groups; g++ {
+			name := fmt.Sprintf("g%02d", g)
+			if deleted[name] || !gw.complete(name) {
+				continue
+			}
+			if completedAt[name].IsZero() {
+				completedAt[name] = now
+			}
+			if now.Sub(completedAt[name]) < hold {
+				running++
+				continue
+			}
+			// The job is done: its pods and its PodGroup go, as kubectl
+			// deletes them (with the default grace period).
+			deleted[name] = true
+			for m := 0; m < 2; m++ {
+				_ = cp.Client.CoreV1().Pods(ns).Delete(context.Background(), fmt.Sprintf("%s-%d", name, m), metav1.DeleteOptions{})
+			}
+			_ = pgClient.SchedulingV1alpha1().PodGroups(ns).Delete(context.Background(), name, metav1.DeleteOptions{})
+		}
+		waiting := groups - len(completedAt)
+		switch {
+		case running >= 2 || waiting == 0:
+			short = time.Time{}
+		case short.IsZero():
+			short = now
+		case now.Sub(short) > time.Second:
+			gaps = append(gaps, fmt.Sprintf("at %v: %d running, %d waiting", now.Sub(start).Round(100*time.Millisecond), running, waiting))
+			short = time.Time{}
+		}
+		if p := gw.partial(5 * time.Second); len(p) > 0 {
+			t.Fatalf("partial gang: %v", p)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	took := time.Since(start)
+	if len(deleted) < groups {
+		logConditions(t, ns)
+		t.Fatalf("%d of %d groups ran in %v", len(deleted), groups, took.Round(time.Second))
+	}
+	if len(gaps) > 0 {
+		logConditions(t, ns)
+		t.Errorf("fewer than two groups ran while others waited, for over a second, %d times: %v", len(gaps), gaps)
+	}
+	// Six rounds of hold, plus scheduling; serialised it would be 12 rounds.
+	if took > 9*hold {
+		t.Errorf("12 groups took %v, want about 6 x %v", took.Round(100*time.Millisecond), hold)
+	}
+	t.Logf("12 groups of 2 x 4 GPUs, %v each, ran in %v", hold, took.Round(100*time.Millisecond))
+}
+
+// logConditions logs every pod's PodScheduled condition in ns, for a test
+// that failed on timing.
+func logConditions(t *testing.T, ns string) {
+	t.Helper()
+	pods, _ := cp.Client.CoreV1().Pods(ns).List(context.Background(), metav1.ListOptions{})
+	for _, p := range pods.Items {
+		for _, c := range p.Status.Conditions {
+			if c.Type == v1.PodScheduled {
+				t.Logf("%s node=%q %s %s: %s", p.Name, p.Spec.NodeName, c.Status, c.Reason, c.Message)
+			}
+		}
 	}
 }
