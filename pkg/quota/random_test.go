@@ -134,6 +134,10 @@ func TestRandomAdmission(t *testing.T) {
 				return tr.CheckAdmitWithout(p.Namespace, p.Resources, victims).Admit
 			}
 			within := withinMin(tr, p)
+			before := map[string]Resources{}
+			for _, q := range randomCluster.quotas {
+				before[q.Namespace] = tr.Used(q.Namespace).Clone()
+			}
 			victims, ok := tr.SelectVictims(p, running, fits)
 			if !ok {
 				// Reclaim can be impossible, for instance when every
@@ -145,7 +149,7 @@ func TestRandomAdmission(t *testing.T) {
 				tr.RemovePod(v.UID)
 				running = removeUID(running, v.UID)
 			}
-			checkReclaimKeptMins(t, tr, p, within, victims)
+			checkReclaimKeptMins(t, tr, p, within, before, victims)
 			reclaims++
 			d = tr.CheckAdmit(p.Namespace, p.Resources)
 			if !d.Admit {
@@ -187,7 +191,7 @@ func withinMin(tr *Tracker, p PodUsage) []string {
 // checkReclaimKeptMins fails the test if reclaim for p took another
 // namespace below its min on a reclaimed resource, or took a pod from
 // another namespace that frees none of them.
-func checkReclaimKeptMins(t *testing.T, tr *Tracker, p PodUsage, reclaimed []string, victims []PodUsage) {
+func checkReclaimKeptMins(t *testing.T, tr *Tracker, p PodUsage, reclaimed []string, before map[string]Resources, victims []PodUsage) {
 	t.Helper()
 	for _, v := range victims {
 		if v.Namespace == p.Namespace {
@@ -202,17 +206,21 @@ func checkReclaimKeptMins(t *testing.T, tr *Tracker, p PodUsage, reclaimed []str
 				continue
 			}
 			for _, name := range reclaimed {
-				if v.Resources[name] == 0 {
+				// Only what the victim's namespace borrowed is reclaimed,
+				// and never below its min.
+				if before[v.Namespace][name] <= q.Min[name] {
 					continue
 				}
-				frees = true
+				if v.Resources[name] > 0 {
+					frees = true
+				}
 				if tr.Used(v.Namespace)[name] < q.Min[name] {
 					t.Errorf("reclaim for %s took %s below its min %s", p.UID, v.Namespace, name)
 				}
 			}
 		}
 		if !frees {
-			t.Errorf("reclaim for %s took %s, which frees nothing reclaimed (%v)", p.UID, v.UID, reclaimed)
+			t.Errorf("reclaim for %s took %s, which frees nothing its namespace borrowed of %v", p.UID, v.UID, reclaimed)
 		}
 	}
 }

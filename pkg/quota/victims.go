@@ -19,7 +19,10 @@ import (
 // get within its own min (reclaim). Reclaim ignores priorities, because
 // borrowed capacity is lent, not given, and it never takes a namespace below
 // its min for such a resource: a namespace within its min is never a victim,
-// and one that borrows only loses pods while it stays at or above its min. A
+// and one that borrows only loses pods while it stays at or above its min
+// for every resource it borrows that the preemptor reclaims (resources it
+// does not borrow, such as CPU below its min while it borrows memory,
+// neither make it a victim nor shield it). A
 // preemptor that would be above its min for a resource cannot reclaim that
 // resource from anyone. A preemptor whose namespace has no quota may only
 // preempt lower-priority pods of namespaces without quotas, so quotas cannot
@@ -161,14 +164,23 @@ func (p *reclaimPlan) allows(u *victimUnit, taken map[string]Resources) bool {
 	if q == nil {
 		return false
 	}
+	// Reclaim is per resource: u helps when its namespace borrows (uses
+	// above its min) a resource the preemptor is owed and u frees some of
+	// it, and it may not take the namespace below its min for any such
+	// resource. A resource the namespace does not borrow neither helps nor
+	// shields: being under its CPU min does not protect a namespace that
+	// borrows memory the preemptor is owed.
 	helps := false
 	for _, name := range p.reclaim {
 		amount := u.use[name]
 		if amount <= 0 || !q.governs(name) {
 			continue
 		}
-		left := p.used[u.namespace][name] - taken[u.namespace][name] - amount
-		if left < q.Min[name] {
+		have := p.used[u.namespace][name] - taken[u.namespace][name]
+		if have <= q.Min[name] {
+			continue
+		}
+		if have-amount < q.Min[name] {
 			return false
 		}
 		helps = true

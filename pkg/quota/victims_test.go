@@ -380,3 +380,78 @@ func TestSelectVictimsFewFitChecks(t *testing.T) {
 		t.Errorf("%d fit checks for 1000 candidates, want O(log n) before the reprieve", calls)
 	}
 }
+
+// TestSelectVictimsMultiResource is scheduler-plugins' "cross-namespace
+// preemption" scenario: quotas over CPU and memory, ns1 borrows 50 of
+// ns2's memory while far below its CPU min. ns2, within its min, reclaims
+// the memory from ns1's lowest-priority pod; ns1's being under its CPU min
+// does not shield a pod of a namespace that borrows what ns2 is owed.
+func TestSelectVictimsMultiResource(t *testing.T) {
+	pod := func(uid, ns string, priority int32, start int) PodUsage {
+		return PodUsage{UID: uid, Namespace: ns, Priority: priority, StartTime: time.Unix(int64(start), 0),
+			Resources: Resources{ResourceMemory: 50, ResourceCPU: 10}}
+	}
+	quotaOf := func(ns string) Quota {
+		return Quota{Namespace: ns, Min: Resources{ResourceMemory: 100, ResourceCPU: 100}, Max: Resources{ResourceMemory: 200, ResourceCPU: 200}}
+	}
+	freesMemory := func(tr *Tracker, p PodUsage) func([]PodUsage) bool {
+		return func(victims []PodUsage) bool {
+			var freed int64
+			for _, v := range victims {
+				freed += v.Resources[ResourceMemory]
+			}
+			// 200 of memory in the cluster, 150 + 50 in use.
+			return freed >= 50 && tr.CheckAdmitWithout(p.Namespace, p.Resources, victims).Admit
+		}
+	}
+	tests := []struct {
+		name      string
+		pods      []PodUsage
+		preemptor PodUsage
+		want      []string
+		wantOK    bool
+	}{
+		{
+			name:      "the borrower of memory loses its lowest-priority pod",
+			pods:      []PodUsage{pod("p1", "ns1", 5, 1), pod("p2", "ns1", 5, 2), pod("p3", "ns1", 1, 3), pod("p4", "ns2", 5, 4)},
+			preemptor: pod("p5", "ns2", 5, 10),
+			want:      []string{"p3"},
+			wantOK:    true,
+		},
+		{
+			name:      "beyond its own min the preemptor reclaims nothing",
+			pods:      []PodUsage{pod("p1", "ns1", 5, 1), pod("p2", "ns1", 5, 2), pod("p3", "ns1", 1, 3), pod("p4", "ns2", 5, 4), pod("p5", "ns2", 5, 5)},
+			preemptor: pod("p6", "ns2", 1, 10),
+			wantOK:    false,
+		},
+		{
+			name: "a lender within its memory min keeps its pods",
+			// ns1 uses 100 memory (its min) and lends nothing.
+			pods:      []PodUsage{pod("p1", "ns1", 1, 1), pod("p2", "ns1", 1, 2), pod("p4", "ns2", 5, 4)},
+			preemptor: pod("p5", "ns2", 5, 10),
+			wantOK:    false,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tr := NewTracker()
+			tr.SetClusterCapacity(Resources{ResourceMemory: 200, ResourceCPU: 200_000})
+			for _, ns := range []string{"ns1", "ns2"} {
+				if err := tr.SetQuota(ns+"/quota", quotaOf(ns)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			for _, p := range tt.pods {
+				tr.AddPod(p)
+			}
+			got, ok := tr.SelectVictims(tt.preemptor, tt.pods, freesMemory(tr, tt.preemptor))
+			var names []string
+			for _, v := range got {
+				names = append(names, v.UID)
+			}
+			if ok != tt.wantOK || !slices.Equal(names, tt.want) {
+				t.Errorf("SelectVictims = %v, %v; want %v, %v", names, ok, tt.want, tt.wantOK)
+			}
+		})
+	}
+}

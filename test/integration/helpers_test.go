@@ -116,6 +116,7 @@ type podSpec struct {
 	name          string
 	schedulerName string
 	cpu           string
+	memory        string
 	gpus          int64
 	annotations   map[string]string
 	labels        map[string]string
@@ -125,6 +126,9 @@ type podSpec struct {
 func createPod(t *testing.T, ns string, s podSpec) *v1.Pod {
 	t.Helper()
 	requests := v1.ResourceList{v1.ResourceCPU: resource.MustParse(orDefault(s.cpu, "100m"))}
+	if s.memory != "" {
+		requests[v1.ResourceMemory] = resource.MustParse(s.memory)
+	}
 	limits := v1.ResourceList{}
 	if s.gpus > 0 {
 		q := *resource.NewQuantity(s.gpus, resource.DecimalSI)

@@ -11,6 +11,7 @@ import (
 	v1 "k8s.io/api/core/v1"
 	schedulingv1 "k8s.io/api/scheduling/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
 
@@ -315,5 +316,53 @@ func TestGangQuotaCheckedWhole(t *testing.T) {
 		if strings.HasPrefix(name, "huge-") {
 			t.Errorf("%s bound: a group above the quota's max must never bind", name)
 		}
+	}
+}
+
+// TestQuotaReclaimOverCPUAndMemory is scheduler-plugins' capacity-scheduling
+// "cross-namespace preemption" scenario: quotas over CPU and memory (min
+// 100Mi/100m, max 200Mi/200m each) on 2 nodes of 100Mi. ns1 runs three
+// 50Mi/10m pods, borrowing 50Mi of ns2's memory while far below its CPU min.
+// ns2's second pod, within its min, must reclaim the memory by preempting
+// ns1's lowest-priority pod; its third, beyond its min, must wait and take
+// nothing.
+func TestQuotaReclaimOverCPUAndMemory(t *testing.T) {
+	installCRDs(t)
+	startKubelets(t)
+	createPriorityClass(t, "mr-low", 10)
+	createPriorityClass(t, "mr-mid", 100)
+	createNodes(t,
+		nodeSpec{name: "mr-node-1", cpu: "100", memory: "100Mi"},
+		nodeSpec{name: "mr-node-2", cpu: "100", memory: "100Mi"})
+	ns1, ns2 := newNamespace(t), newNamespace(t)
+	quota := func(mem, cpu string) v1.ResourceList {
+		return v1.ResourceList{v1.ResourceMemory: resource.MustParse(mem), v1.ResourceCPU: resource.MustParse(cpu)}
+	}
+	for _, ns := range []string{ns1, ns2} {
+		createQuota(t, ns, quota("100Mi", "100m"), quota("200Mi", "200m"))
+	}
+	startScheduler(t, cp.Config, schedulerConfig(t))
+	pod := func(ns, name, priority string) {
+		createPod(t, ns, podSpec{name: name, schedulerName: "tessera-scheduler", cpu: "10m", memory: "50Mi", priorityClass: priority})
+	}
+	pod(ns1, "p1", "mr-mid")
+	pod(ns1, "p2", "mr-mid")
+	pod(ns1, "p3", "mr-low")
+	for _, name := range []string{"p1", "p2", "p3"} {
+		waitBound(t, ns1, name, 60*time.Second)
+	}
+	pod(ns2, "p4", "mr-mid")
+	waitBound(t, ns2, "p4", 60*time.Second)
+	pod(ns2, "p5", "mr-mid")
+	waitBound(t, ns2, "p5", 60*time.Second)
+	waitPodCount(t, ns1, 2, 30*time.Second)
+	if got := strings.Join(podNames(t, ns1), ","); got != "p1,p2" {
+		t.Errorf("ns1 kept %s, want p1,p2 (p3 is its lowest priority)", got)
+	}
+	pod(ns2, "p6", "mr-low")
+	waitUnschedulable(t, ns2, "p6", 30*time.Second)
+	time.Sleep(2 * time.Second)
+	if got := podNames(t, ns1); len(got) != 2 {
+		t.Errorf("ns1 has pods %v after ns2 asked beyond its min, want p1,p2 (ns1 is at its memory min)", got)
 	}
 }
