@@ -2,6 +2,7 @@ package kube
 
 import (
 	v1 "k8s.io/api/core/v1"
+	"k8s.io/client-go/tools/cache"
 
 	"github.com/tessera-sched/tessera/pkg/gpu"
 )
@@ -29,3 +30,16 @@ const (
 	// LabelGPUCount is GPU Feature Discovery's count of physical GPUs.
 	LabelGPUCount = "nvidia.com/gpu.count"
 )
+
+// PodOf is the pod of an informer event, the last known state of a deleted
+// pod (cache.DeletedFinalStateUnknown) included.
+func PodOf(obj any) (*v1.Pod, bool) {
+	switch o := obj.(type) {
+	case *v1.Pod:
+		return o, true
+	case cache.DeletedFinalStateUnknown:
+		p, ok := o.Obj.(*v1.Pod)
+		return p, ok
+	}
+	return nil, false
+}

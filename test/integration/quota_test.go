@@ -269,3 +269,45 @@ func jsonConfig() *rest.Config {
 	cfg.ContentType = "application/json"
 	return cfg
 }
+
+// TestQuotaStatusUsedFromTheStart: status.used lists every resource of the
+// quota's min and max, with zero quantities while nothing runs (clients
+// that compare it exactly expect them, as scheduler-plugins' controller
+// writes them), and a quota deleted and re-created under the same name
+// gets its status again, although it equals the old object's last one.
+func TestQuotaStatusUsedFromTheStart(t *testing.T) {
+	installCRDs(t)
+	ns := newNamespace(t)
+	eqClient := versioned.NewForConfigOrDie(jsonConfig())
+	startScheduler(t, cp.Config, schedulerConfig(t))
+	limits := v1.ResourceList{v1.ResourceCPU: resource.MustParse("4"), v1.ResourceMemory: resource.MustParse("8Gi"), "nvidia.com/gpu": resource.MustParse("2")}
+	for round := 1; round <= 2; round++ {
+		eq := &schedv1alpha1.ElasticQuota{ObjectMeta: metav1.ObjectMeta{Name: "quota", Namespace: ns}, Spec: schedv1alpha1.ElasticQuotaSpec{Min: limits, Max: limits}}
+		if _, err := eqClient.SchedulingV1alpha1().ElasticQuotas(ns).Create(context.Background(), eq, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		var used v1.ResourceList
+		err := wait.PollUntilContextTimeout(context.Background(), 200*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
+			got, err := eqClient.SchedulingV1alpha1().ElasticQuotas(ns).Get(ctx, "quota", metav1.GetOptions{})
+			if err != nil {
+				return false, nil
+			}
+			used = got.Status.Used
+			for name := range limits {
+				q, ok := used[name]
+				if !ok || !q.IsZero() {
+					return false, nil
+				}
+			}
+			return len(used) == len(limits), nil
+		})
+		if err != nil {
+			t.Fatalf("quota object %d: status.used is %v, want a zero for each of cpu, memory and nvidia.com/gpu", round, used)
+		}
+		if err := eqClient.SchedulingV1alpha1().ElasticQuotas(ns).Delete(context.Background(), "quota", metav1.DeleteOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		// Let the scheduler see the deletion before the object returns.
+		time.Sleep(2 * time.Second)
+	}
+}

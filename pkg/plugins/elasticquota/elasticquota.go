@@ -71,9 +71,12 @@ type ElasticQuota struct {
 	started atomic.Bool
 	invalid map[string]*invalidQuota
 
-	// client writes status.used; written is what was last written per quota.
+	// client writes status.used; written is what was last written per quota
+	// object, uids the UID of the object known under each key, so that a
+	// quota re-created under the same name gets its status too.
 	client  versioned.Interface
 	written sync.Map
+	uids    sync.Map
 
 	// Preemption (see preempt.go): upstream's evaluator and executor driven
 	// by the quota and gang rules.
@@ -162,6 +165,11 @@ func (pl *ElasticQuota) startQuotaInformer(ctx context.Context, client versioned
 		UpdateFunc: func(_, obj any) { pl.quotaChanged(logger, obj) },
 		DeleteFunc: func(obj any) {
 			if eq, ok := quotaOf(obj); ok {
+				if uid, ok := pl.uids.Load(key(eq)); ok && uid != eq.UID {
+					return // a newer object of the same name is known
+				}
+				pl.uids.Delete(key(eq))
+				pl.written.Delete(key(eq))
 				pl.tracker.DeleteQuota(key(eq))
 				pl.evMu.Lock()
 				delete(pl.invalid, key(eq))
@@ -198,6 +206,7 @@ func (pl *ElasticQuota) quotaChanged(logger klog.Logger, obj any) {
 	if !ok {
 		return
 	}
+	pl.uids.Store(key(eq), eq.UID)
 	err := pl.tracker.SetQuota(key(eq), quota.Quota{Namespace: eq.Namespace, Min: kube.Amounts(eq.Spec.Min), Max: kube.Amounts(eq.Spec.Max)})
 	pl.evMu.Lock()
 	defer pl.evMu.Unlock()

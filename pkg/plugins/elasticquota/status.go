@@ -3,6 +3,7 @@ package elasticquota
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"strings"
 	"sync"
 
@@ -97,14 +98,16 @@ func (pl *ElasticQuota) syncStatus(ctx context.Context) {
 		}
 		for _, key := range st.Quotas {
 			ns, name, _ := strings.Cut(key, "/")
-			if last, ok := pl.written.Load(key); ok && last.(string) == string(patch) {
+			uid, _ := pl.uids.Load(key)
+			version := fmt.Sprint(uid) + " " + string(patch)
+			if last, ok := pl.written.Load(key); ok && last.(string) == version {
 				continue
 			}
 			if _, err := pl.client.SchedulingV1alpha1().ElasticQuotas(ns).Patch(ctx, name, types.MergePatchType, patch, metav1.PatchOptions{}, "status"); err != nil {
 				klog.FromContext(ctx).V(2).Info("Could not update ElasticQuota status", "elasticQuota", key, "err", err)
 				continue
 			}
-			pl.written.Store(key, string(patch))
+			pl.written.Store(key, version)
 		}
 	}
 }

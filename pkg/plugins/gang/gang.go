@@ -57,11 +57,17 @@ type Gang struct {
 	args   *Args
 	mgr    *gangcore.Manager
 	pods   corelisters.PodLister
-	client versioned.Interface
+	// finished lists the group members that have finished (Succeeded or
+	// Failed), which the scheduler's own pod informer leaves out.
+	finished cache.Store
+	client   versioned.Interface
 
 	mu       sync.Mutex
 	priority map[gangcore.GroupKey]int32 // highest member priority per group
 	groups   map[gangcore.GroupKey]gangcore.Group
+	// uids are the PodGroup objects' UIDs: a status is written to the
+	// object it was derived for, never to one re-created under its name.
+	uids map[gangcore.GroupKey]types.UID
 
 	// written is what was last written to each PodGroup's status;
 	// timedOut is the timeout count already exported as a metric.
@@ -120,6 +126,7 @@ func New(ctx context.Context, obj runtime.Object, h fwk.Handle) (fwk.Plugin, err
 		}),
 		priority: map[gangcore.GroupKey]int32{},
 		groups:   map[gangcore.GroupKey]gangcore.Group{},
+		uids:     map[gangcore.GroupKey]types.UID{},
 		dirty:    map[gangcore.GroupKey]bool{},
 		waiting:  map[types.UID]waitingPod{},
 		ctx:      ctx,
@@ -133,9 +140,14 @@ func New(ctx context.Context, obj runtime.Object, h fwk.Handle) (fwk.Plugin, err
 		if _, err := f.Core().V1().Pods().Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
 			AddFunc:    func(obj any) { pl.podAdded(logger, obj) },
 			UpdateFunc: func(_, obj any) { pl.podChanged(obj) },
-			DeleteFunc: func(obj any) { pl.podDeleted(logger, obj) },
+			DeleteFunc: func(obj any) { pl.podGone(logger, obj) },
 		}); err != nil {
 			return nil, err
+		}
+		if cs := h.ClientSet(); cs != nil {
+			if err := pl.watchFinishedMembers(ctx, cs); err != nil {
+				return nil, err
+			}
 		}
 	}
 	if cfg := h.KubeConfig(); cfg != nil {

@@ -1,15 +1,20 @@
 package gang
 
 import (
+	"context"
 	"strings"
 	"time"
 
 	v1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/klog/v2"
 	schedv1alpha1 "sigs.k8s.io/scheduler-plugins/apis/scheduling/v1alpha1"
 
 	gangcore "github.com/tessera-sched/tessera/pkg/gang"
+	"github.com/tessera-sched/tessera/pkg/kube"
 )
 
 // groupKeyOf is the pod's group, "" if it belongs to none.
@@ -82,13 +87,55 @@ func (pl *Gang) podChanged(obj any) {
 	}
 }
 
-func (pl *Gang) podDeleted(logger klog.Logger, obj any) {
-	pod, ok := obj.(*v1.Pod)
-	if !ok {
-		if d, isTomb := obj.(cache.DeletedFinalStateUnknown); isTomb {
-			pod, ok = d.Obj.(*v1.Pod)
+// watchFinishedMembers follows the group members that have finished. The
+// scheduler's pod informer leaves Succeeded and Failed pods out (a pod that
+// finishes looks deleted there), so without this a group whose members all
+// succeed would fall back to Pending instead of Finished, and its
+// succeeded and failed counts would stay 0 (scheduler-plugins' PodGroup
+// controller counts them). Only finished pods that name a group are
+// watched, so this costs nothing for other pods.
+func (pl *Gang) watchFinishedMembers(ctx context.Context, cs kubernetes.Interface) error {
+	factory := informers.NewSharedInformerFactoryWithOptions(cs, 0, informers.WithTweakListOptions(func(o *metav1.ListOptions) {
+		o.LabelSelector = PodGroupLabel
+		o.FieldSelector = "status.phase!=" + string(v1.PodPending) + ",status.phase!=" + string(v1.PodRunning)
+	}))
+	informer := factory.Core().V1().Pods().Informer()
+	logger := klog.FromContext(ctx)
+	if _, err := informer.AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc:    pl.podChanged,
+		UpdateFunc: func(_, obj any) { pl.podChanged(obj) },
+		DeleteFunc: func(obj any) { pl.podDeleted(logger, obj) },
+	}); err != nil {
+		return err
+	}
+	pl.finished = informer.GetStore()
+	factory.Start(ctx.Done())
+	go func() {
+		<-ctx.Done()
+		factory.Shutdown()
+	}()
+	return nil
+}
+
+// podGone handles a pod leaving the scheduler's pod informer: deleted, or
+// finished (then the finished-members informer has it, or soon will, and
+// the member stays).
+func (pl *Gang) podGone(logger klog.Logger, obj any) {
+	if pod, ok := kube.PodOf(obj); ok && pl.finished != nil {
+		if cur, exists, err := pl.finished.Get(pod); err == nil && exists && cur.(*v1.Pod).UID == pod.UID {
+			return
+		}
+		if pod.Status.Phase == v1.PodSucceeded || pod.Status.Phase == v1.PodFailed {
+			// The last state seen is already final: it finished.
+			pl.podChanged(pod)
+			return
 		}
 	}
+	pl.podDeleted(logger, obj)
+}
+
+func (pl *Gang) podDeleted(logger klog.Logger, obj any) {
+	pod, ok := kube.PodOf(obj)
 	if !ok || groupKeyOf(pod) == "" {
 		return
 	}
@@ -116,6 +163,7 @@ func (pl *Gang) groupChanged(obj any) {
 	pl.mu.Lock()
 	g.Priority = pl.priority[g.Key]
 	pl.groups[g.Key] = g
+	pl.uids[g.Key] = pg.UID
 	pl.mu.Unlock()
 	pl.mgr.SetGroup(g)
 	pl.activateGroup(klog.Background(), g.Key)
@@ -133,8 +181,16 @@ func (pl *Gang) groupDeleted(logger klog.Logger, obj any) {
 	}
 	key := gangcore.NewGroupKey(pg.Namespace, pg.Name)
 	pl.mu.Lock()
+	if uid, ok := pl.uids[key]; ok && uid != pg.UID {
+		// A newer object of the same name is already known.
+		pl.mu.Unlock()
+		return
+	}
 	delete(pl.groups, key)
+	delete(pl.uids, key)
 	pl.mu.Unlock()
+	pl.written.Delete(key)
+	pl.seen.Delete(key)
 	pl.rejectWaiting(pl.mgr.DeleteGroup(key), "the pod group was deleted")
 	pl.activateBlocked(logger)
 }

@@ -64,13 +64,13 @@ func (pl *Gang) updateStatuses(ctx context.Context) {
 		return
 	}
 	pl.mu.Lock()
-	keys := make([]gangcore.GroupKey, 0, len(pl.groups))
+	uids := make(map[gangcore.GroupKey]types.UID, len(pl.groups))
 	for k := range pl.groups {
-		keys = append(keys, k)
+		uids[k] = pl.uids[k]
 	}
 	pl.mu.Unlock()
 	now := pl.now()
-	for _, key := range keys {
+	for key, uid := range uids {
 		st, ok := pl.mgr.Status(key, now)
 		if !ok {
 			continue
@@ -88,7 +88,11 @@ func (pl *Gang) updateStatuses(ctx context.Context) {
 		if err != nil {
 			continue
 		}
-		if last, ok := pl.written.Load(key); ok && last.(string) == string(patch) {
+		// What was written is remembered per object, not per name: a
+		// PodGroup re-created under the same name (as Jobs do) gets its
+		// status even when it equals the old object's last one.
+		version := string(uid) + " " + string(patch)
+		if last, ok := pl.written.Load(key); ok && last.(string) == version {
 			pl.seen.Delete(key)
 			continue
 		}
@@ -96,8 +100,8 @@ func (pl *Gang) updateStatuses(ctx context.Context) {
 		// group that assembles and binds within a second writes its final
 		// state once instead of every step on the way (`make bench` showed
 		// these writes to cost gang throughput on a busy API server).
-		if prev, ok := pl.seen.Load(key); !ok || prev.(string) != string(patch) {
-			pl.seen.Store(key, string(patch))
+		if prev, ok := pl.seen.Load(key); !ok || prev.(string) != version {
+			pl.seen.Store(key, version)
 			continue
 		}
 		pl.seen.Delete(key)
@@ -106,7 +110,7 @@ func (pl *Gang) updateStatuses(ctx context.Context) {
 			klog.FromContext(ctx).V(2).Info("Could not update PodGroup status", "podGroup", key, "err", err)
 			continue
 		}
-		pl.written.Store(key, string(patch))
+		pl.written.Store(key, version)
 	}
 }
 

@@ -83,7 +83,7 @@ func New(ctx context.Context, obj runtime.Object, h fwk.Handle) (fwk.Plugin, err
 		// assignment from then on.
 		_, err := f.Core().V1().Pods().Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
 			DeleteFunc: func(obj any) {
-				if pod, ok := podOf(obj); ok {
+				if pod, ok := kube.PodOf(obj); ok {
 					pl.ledger.forget(pod.UID)
 				}
 			},
@@ -188,7 +188,7 @@ func (pl *GPUPlacement) EventsToRegister(_ context.Context) ([]fwk.ClusterEventW
 }
 
 func (pl *GPUPlacement) isSchedulableAfterPodDeleted(_ klog.Logger, _ *v1.Pod, oldObj, _ any) (fwk.QueueingHint, error) {
-	deleted, ok := podOf(oldObj)
+	deleted, ok := kube.PodOf(oldObj)
 	if !ok {
 		return fwk.Queue, nil
 	}
@@ -210,17 +210,6 @@ func (pl *GPUPlacement) isSchedulableAfterNodeChange(_ klog.Logger, _ *v1.Pod, _
 		return fwk.Queue, nil
 	}
 	return fwk.QueueSkip, nil
-}
-
-func podOf(obj any) (*v1.Pod, bool) {
-	switch o := obj.(type) {
-	case *v1.Pod:
-		return o, true
-	case cache.DeletedFinalStateUnknown:
-		p, ok := o.Obj.(*v1.Pod)
-		return p, ok
-	}
-	return nil, false
 }
 
 // observedSet remembers which pods' demand has been learned, so a pod that
