@@ -241,7 +241,9 @@ func (m *Manager) endAssembly(key GroupKey, now time.Time, reason string, failed
 		g.waitsForRoomSince = time.Time{}
 		m.stats.rejected++
 	} else {
-		g.backoffUntil = now.Add(m.cfg.BackoffInitial)
+		if !m.cfg.NoBackoff {
+			g.backoffUntil = now.Add(m.cfg.BackoffInitial)
+		}
 		g.lastFailure = reason
 		if g.waitsForRoomSince.IsZero() {
 			g.waitsForRoomSince = now

@@ -565,6 +565,24 @@ func TestDefer(t *testing.T) {
 	}
 }
 
+// TestNoBackoff: without a group back-off, a group whose assembly was
+// rejected or deferred may start again at once.
+func TestNoBackoff(t *testing.T) {
+	m := NewManager(Config{DefaultTimeout: 30 * time.Second, NoBackoff: true})
+	uids := addGroup(m, "eager", 2, 2, 0, 0)
+	now := at(0)
+	mustAssemble(t, m, uids[0], now, true)
+	m.Reject(key("eager"), now, "no room")
+	if d := m.PreEnqueue(uids[1], now); !d.Allow {
+		t.Fatalf("rejected group held back without a back-off: %s", d.Reason)
+	}
+	mustAssemble(t, m, uids[0], now, true)
+	m.Defer(key("eager"), now, "busy")
+	if d := m.PreEnqueue(uids[1], now); !d.Allow {
+		t.Fatalf("deferred group held back without a back-off: %s", d.Reason)
+	}
+}
+
 // TestStarvation: a big old group waits for room (deferred again and again)
 // while small younger groups keep assembling in the room that frees up.
 // Once it has waited StarvationAfter, younger and lower-priority groups no

@@ -106,6 +106,11 @@ type Config struct {
 	// BackoffMax ... up to this cap, so that a hopeless group retries
 	// regularly without storming the queue.
 	BackoffMax time.Duration
+	// NoBackoff turns the group back-off off (scheduler-plugins'
+	// podGroupBackoffSeconds: 0): a group that failed may assemble again at
+	// once, its members spaced only by the scheduler's per-pod back-off.
+	// BackoffInitial and BackoffMax are then ignored.
+	NoBackoff bool
 	// StarvationAfter is how long a group may wait for room (its assembly
 	// deferred because the cluster is busy, see Defer) before younger and
 	// lower-priority groups stop starting their assemblies, so that the
@@ -144,11 +149,11 @@ func (c Config) withDefaults() Config {
 
 // Backoff returns how long a group waits after its failures-th consecutive
 // failed assembly: BackoffInitial * 2^(failures-1), capped at BackoffMax,
-// and 0 for no failure. Exponential growth keeps a group that cannot fit
+// and 0 for no failure or with NoBackoff. Exponential growth keeps a group that cannot fit
 // from costing a scheduling cycle every second; the cap bounds how late it
 // notices that capacity has become free.
 func (c Config) Backoff(failures int) time.Duration {
-	if failures <= 0 {
+	if failures <= 0 || c.NoBackoff {
 		return 0
 	}
 	c = c.withDefaults()

@@ -55,6 +55,12 @@ func TestConfigBackoff(t *testing.T) {
 			want:     []time.Duration{time.Second, 32 * time.Second, time.Minute, time.Minute},
 		},
 		{
+			name:     "no back-off at all",
+			cfg:      Config{NoBackoff: true, BackoffInitial: 5 * time.Second},
+			failures: []int{0, 1, 2, 100},
+			want:     []time.Duration{0, 0, 0, 0},
+		},
+		{
 			name:     "max below initial is raised to initial",
 			cfg:      Config{BackoffInitial: 5 * time.Second, BackoffMax: time.Second},
 			failures: []int{1, 2},

@@ -385,3 +385,30 @@ func logConditions(t *testing.T, ns string) {
 		}
 	}
 }
+
+// TestGangWithoutBackoff: scheduler-plugins' default of no pod-group
+// back-off (podGroupBackoffSeconds: 0) can be configured: the shipped
+// configuration with backoffInitialSeconds and backoffMaxSeconds 0 starts,
+// and a group that cannot fit at first binds as soon as room is made,
+// without waiting out a back-off.
+func TestGangWithoutBackoff(t *testing.T) {
+	installCRDs(t)
+	createNodes(t, nodeSpec{name: "nobackoff-node", cpu: "64", memory: "256Gi", gpus: 4})
+	ns := newNamespace(t)
+	config := strings.Replace(string(schedulerConfig(t)), "backoffInitialSeconds: 1\n          backoffMaxSeconds: 60", "backoffInitialSeconds: 0\n          backoffMaxSeconds: 0", 1)
+	if !strings.Contains(config, "backoffInitialSeconds: 0") {
+		t.Fatal("the shipped configuration no longer sets backoffInitialSeconds: 1 as this test expects")
+	}
+	startScheduler(t, cp.Config, []byte(config))
+	createPod(t, ns, podSpec{name: "blocker", schedulerName: "tessera-scheduler", gpus: 4})
+	waitBound(t, ns, "blocker", 60*time.Second)
+	createPodGroup(t, ns, "pair", 2, 30, nil)
+	createMember(t, ns, "pair", "pair-0", 2)
+	createMember(t, ns, "pair", "pair-1", 2)
+	waitReason(t, ns, "pair-0", "pod group")
+	if err := cp.Client.CoreV1().Pods(ns).Delete(context.Background(), "blocker", metav1.DeleteOptions{GracePeriodSeconds: new(int64)}); err != nil {
+		t.Fatal(err)
+	}
+	waitBound(t, ns, "pair-0", 30*time.Second)
+	waitBound(t, ns, "pair-1", 30*time.Second)
+}

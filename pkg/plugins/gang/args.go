@@ -19,7 +19,10 @@ type Args struct {
 	// BackoffInitialSeconds and BackoffMaxSeconds bound the exponential
 	// back-off of a group that failed to assemble: doubling from the initial
 	// value up to the cap, so a hopeless group does not storm the queue.
-	// Defaults 1 and 60.
+	// Defaults 1 and 60. Both 0 turn the group back-off off, as
+	// scheduler-plugins' default podGroupBackoffSeconds: 0 does: a failed
+	// group retries as soon as the scheduler's per-pod back-off lets its
+	// members back.
 	BackoffInitialSeconds *int32 `json:"backoffInitialSeconds,omitempty"`
 	BackoffMaxSeconds     *int32 `json:"backoffMaxSeconds,omitempty"`
 	// StarvationAfterSeconds is how long a group may wait for room before
@@ -49,10 +52,12 @@ func Validate(a *Args) error {
 	if v := *a.DefaultScheduleTimeoutSeconds; v < 1 || v > 86400 {
 		errs = append(errs, field.Invalid(p.Child("defaultScheduleTimeoutSeconds"), v, "must be between 1 and 86400"))
 	}
-	if v := *a.BackoffInitialSeconds; v < 1 || v > 3600 {
-		errs = append(errs, field.Invalid(p.Child("backoffInitialSeconds"), v, "must be between 1 and 3600"))
+	if v := *a.BackoffInitialSeconds; v < 0 || v > 3600 {
+		errs = append(errs, field.Invalid(p.Child("backoffInitialSeconds"), v, "must be between 0 (no back-off, with backoffMaxSeconds 0) and 3600"))
 	}
-	if v := *a.BackoffMaxSeconds; v < *a.BackoffInitialSeconds || v > 3600 {
+	if *a.BackoffInitialSeconds == 0 && *a.BackoffMaxSeconds != 0 {
+		errs = append(errs, field.Invalid(p.Child("backoffMaxSeconds"), *a.BackoffMaxSeconds, "must be 0 when backoffInitialSeconds is 0 (no back-off)"))
+	} else if v := *a.BackoffMaxSeconds; v < *a.BackoffInitialSeconds || v > 3600 {
 		errs = append(errs, field.Invalid(p.Child("backoffMaxSeconds"), v,
 			fmt.Sprintf("must be between backoffInitialSeconds (%d) and 3600", *a.BackoffInitialSeconds)))
 	}

@@ -122,6 +122,7 @@ func New(ctx context.Context, obj runtime.Object, h fwk.Handle) (fwk.Plugin, err
 			DefaultTimeout:  time.Duration(*args.DefaultScheduleTimeoutSeconds) * time.Second,
 			BackoffInitial:  time.Duration(*args.BackoffInitialSeconds) * time.Second,
 			BackoffMax:      time.Duration(*args.BackoffMaxSeconds) * time.Second,
+			NoBackoff:       *args.BackoffInitialSeconds == 0,
 			StarvationAfter: time.Duration(*args.StarvationAfterSeconds) * time.Second,
 		}),
 		priority: map[gangcore.GroupKey]int32{},
