@@ -311,3 +311,31 @@ func TestQuotaStatusUsedFromTheStart(t *testing.T) {
 		time.Sleep(2 * time.Second)
 	}
 }
+
+// TestQuotaBorrowingLimitedToUnusedMin: with borrowingLimit UnusedMin
+// (scheduler-plugins' rule), a namespace borrows only what other quotas
+// guarantee and leave unused, never capacity nobody is guaranteed: on 8
+// GPUs with two quotas of min 2, A gets its 2 plus B's unused 2, and a
+// fifth pod waits although 4 GPUs are idle. (The default lends those 4
+// too; see TestQuotaBorrowingUpToMax.)
+func TestQuotaBorrowingLimitedToUnusedMin(t *testing.T) {
+	installCRDs(t)
+	createNodes(t, nodeSpec{name: "unusedmin-node", cpu: "64", memory: "256Gi", gpus: 8})
+	a, b := newNamespace(t), newNamespace(t)
+	createQuota(t, a, gpus(2), gpus(8))
+	createQuota(t, b, gpus(2), gpus(8))
+	config := strings.Replace(string(schedulerConfig(t)), "namespacesWithoutQuota: Ungoverned", "namespacesWithoutQuota: Ungoverned\n          borrowingLimit: UnusedMin", 1)
+	if !strings.Contains(config, "borrowingLimit: UnusedMin") {
+		t.Fatal("the shipped configuration no longer sets namespacesWithoutQuota as this test expects")
+	}
+	startScheduler(t, cp.Config, []byte(config))
+	for i := 0; i < 4; i++ {
+		createPod(t, a, podSpec{name: fmt.Sprintf("a-%d", i), schedulerName: "tessera-scheduler", gpus: 1})
+		waitBound(t, a, fmt.Sprintf("a-%d", i), 60*time.Second)
+	}
+	createPod(t, a, podSpec{name: "a-4", schedulerName: "tessera-scheduler", gpus: 1})
+	cond := waitUnschedulable(t, a, "a-4", 60*time.Second)
+	if !strings.Contains(cond.Message, "can be borrowed") {
+		t.Errorf("a-4 waits, but not for lack of borrowable quota: %q", cond.Message)
+	}
+}

@@ -115,12 +115,17 @@ func New(ctx context.Context, obj runtime.Object, h fwk.Handle) (fwk.Plugin, err
 		pl.executor = preemption.NewExecutor(h, fts)
 		pl.executor.PreemptPod = pl.countPreemption(pl.executor.PreemptPod)
 		pl.evaluator = preemption.NewEvaluator(Name, h, pl.preemptor, pl.executor)
-		if _, err := f.Core().V1().Nodes().Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
-			AddFunc:    func(obj any) { pl.nodeChanged(obj, false) },
-			UpdateFunc: func(_, obj any) { pl.nodeChanged(obj, false) },
-			DeleteFunc: func(obj any) { pl.nodeChanged(obj, true) },
-		}); err != nil {
-			return nil, err
+		// The cluster capacity only matters for lending what no quota
+		// guarantees; without it (UnusedMin) nothing beyond the sum of the
+		// mins is lent.
+		if args.BorrowingLimit == UnusedMinAndUnguaranteed {
+			if _, err := f.Core().V1().Nodes().Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+				AddFunc:    func(obj any) { pl.nodeChanged(obj, false) },
+				UpdateFunc: func(_, obj any) { pl.nodeChanged(obj, false) },
+				DeleteFunc: func(obj any) { pl.nodeChanged(obj, true) },
+			}); err != nil {
+				return nil, err
+			}
 		}
 		if _, err := f.Core().V1().Pods().Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
 			AddFunc:    pl.podChanged,
