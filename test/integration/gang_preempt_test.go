@@ -150,11 +150,7 @@ func TestGangNotStarvedBySmallGroups(t *testing.T) {
 	installCRDs(t)
 	createNodes(t, nodeSpec{name: "starve-node", cpu: "64", memory: "256Gi", gpus: 4})
 	ns := newNamespace(t)
-	config := strings.Replace(string(schedulerConfig(t)), "starvationAfterSeconds: 60", "starvationAfterSeconds: 3", 1)
-	if !strings.Contains(config, "starvationAfterSeconds: 3") {
-		t.Fatal("shipped configuration has no starvationAfterSeconds: 60 to shorten")
-	}
-	startScheduler(t, cp.Config, []byte(config))
+	startScheduler(t, cp.Config, schedulerConfigWith(t, "starvationAfterSeconds: 60", "starvationAfterSeconds: 3"))
 
 	small := func(i int) string { return fmt.Sprintf("small-%d", i) }
 	startSmall := func(i int) {

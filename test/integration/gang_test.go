@@ -395,11 +395,7 @@ func TestGangWithoutBackoff(t *testing.T) {
 	installCRDs(t)
 	createNodes(t, nodeSpec{name: "nobackoff-node", cpu: "64", memory: "256Gi", gpus: 4})
 	ns := newNamespace(t)
-	config := strings.Replace(string(schedulerConfig(t)), "backoffInitialSeconds: 1\n          backoffMaxSeconds: 60", "backoffInitialSeconds: 0\n          backoffMaxSeconds: 0", 1)
-	if !strings.Contains(config, "backoffInitialSeconds: 0") {
-		t.Fatal("the shipped configuration no longer sets backoffInitialSeconds: 1 as this test expects")
-	}
-	startScheduler(t, cp.Config, []byte(config))
+	startScheduler(t, cp.Config, schedulerConfigWith(t, "backoffInitialSeconds: 1\n          backoffMaxSeconds: 60", "backoffInitialSeconds: 0\n          backoffMaxSeconds: 0"))
 	createPod(t, ns, podSpec{name: "blocker", schedulerName: "tessera-scheduler", gpus: 4})
 	waitBound(t, ns, "blocker", 60*time.Second)
 	createPodGroup(t, ns, "pair", 2, 30, nil)

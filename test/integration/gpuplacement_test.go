@@ -61,6 +61,18 @@ func schedulerConfig(t *testing.T) []byte {
 	return readManifest(t, "base/scheduler-config.yaml")
 }
 
+// schedulerConfigWith is the shipped configuration with the text old
+// replaced by new, for tests of a setting other than the shipped one; it
+// fails when the shipped file no longer holds old.
+func schedulerConfigWith(t *testing.T, old, new string) []byte {
+	t.Helper()
+	shipped := string(schedulerConfig(t))
+	if !strings.Contains(shipped, old) {
+		t.Fatalf("the shipped configuration no longer holds %q", old)
+	}
+	return []byte(strings.Replace(shipped, old, new, 1))
+}
+
 // TestGPUPlacementTopologyAndRestart: a node whose agent reports two NVLink
 // cliques of four GPUs (one per NUMA node). A 2-GPU pod takes two GPUs of
 // one clique; a 4-GPU pod that requires locality then gets the whole other

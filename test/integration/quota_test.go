@@ -83,21 +83,28 @@ func TestQuotaBorrowingUpToMax(t *testing.T) {
 		waitBound(t, b, fmt.Sprintf("b-%d", i), 60*time.Second)
 	}
 	// The scheduler keeps status.used current, recomputed from pods.
-	cfg := rest.CopyConfig(cp.Config)
-	cfg.ContentType = "application/json"
-	eqClient := versioned.NewForConfigOrDie(cfg)
+	waitQuotaUsed(t, a, "nvidia.com/gpu: 6", func(used v1.ResourceList) bool {
+		q := used["nvidia.com/gpu"]
+		return q.Value() == 6
+	})
+}
+
+// waitQuotaUsed waits until the status.used of the quota named "quota" in
+// ns satisfies ok, and fails naming the last value seen.
+func waitQuotaUsed(t *testing.T, ns, what string, ok func(v1.ResourceList) bool) {
+	t.Helper()
+	eqClient := versioned.NewForConfigOrDie(jsonConfig())
 	var used v1.ResourceList
 	err := wait.PollUntilContextTimeout(context.Background(), 200*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
-		eq, err := eqClient.SchedulingV1alpha1().ElasticQuotas(a).Get(ctx, "quota", metav1.GetOptions{})
+		eq, err := eqClient.SchedulingV1alpha1().ElasticQuotas(ns).Get(ctx, "quota", metav1.GetOptions{})
 		if err != nil {
 			return false, nil
 		}
 		used = eq.Status.Used
-		q := used["nvidia.com/gpu"]
-		return q.Value() == 6, nil
+		return ok(used), nil
 	})
 	if err != nil {
-		t.Errorf("status.used of %s is %v, want nvidia.com/gpu: 6", a, used)
+		t.Fatalf("status.used of %s is %v, want %s", ns, used, what)
 	}
 }
 
@@ -286,24 +293,14 @@ func TestQuotaStatusUsedFromTheStart(t *testing.T) {
 		if _, err := eqClient.SchedulingV1alpha1().ElasticQuotas(ns).Create(context.Background(), eq, metav1.CreateOptions{}); err != nil {
 			t.Fatal(err)
 		}
-		var used v1.ResourceList
-		err := wait.PollUntilContextTimeout(context.Background(), 200*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
-			got, err := eqClient.SchedulingV1alpha1().ElasticQuotas(ns).Get(ctx, "quota", metav1.GetOptions{})
-			if err != nil {
-				return false, nil
-			}
-			used = got.Status.Used
+		waitQuotaUsed(t, ns, fmt.Sprintf("a zero for each of cpu, memory and nvidia.com/gpu (quota object %d)", round), func(used v1.ResourceList) bool {
 			for name := range limits {
-				q, ok := used[name]
-				if !ok || !q.IsZero() {
-					return false, nil
+				if q, ok := used[name]; !ok || !q.IsZero() {
+					return false
 				}
 			}
-			return len(used) == len(limits), nil
+			return len(used) == len(limits)
 		})
-		if err != nil {
-			t.Fatalf("quota object %d: status.used is %v, want a zero for each of cpu, memory and nvidia.com/gpu", round, used)
-		}
 		if err := eqClient.SchedulingV1alpha1().ElasticQuotas(ns).Delete(context.Background(), "quota", metav1.DeleteOptions{}); err != nil {
 			t.Fatal(err)
 		}
@@ -324,11 +321,7 @@ func TestQuotaBorrowingLimitedToUnusedMin(t *testing.T) {
 	a, b := newNamespace(t), newNamespace(t)
 	createQuota(t, a, gpus(2), gpus(8))
 	createQuota(t, b, gpus(2), gpus(8))
-	config := strings.Replace(string(schedulerConfig(t)), "namespacesWithoutQuota: Ungoverned", "namespacesWithoutQuota: Ungoverned\n          borrowingLimit: UnusedMin", 1)
-	if !strings.Contains(config, "borrowingLimit: UnusedMin") {
-		t.Fatal("the shipped configuration no longer sets namespacesWithoutQuota as this test expects")
-	}
-	startScheduler(t, cp.Config, []byte(config))
+	startScheduler(t, cp.Config, schedulerConfigWith(t, "namespacesWithoutQuota: Ungoverned", "namespacesWithoutQuota: Ungoverned\n          borrowingLimit: UnusedMin"))
 	for i := 0; i < 4; i++ {
 		createPod(t, a, podSpec{name: fmt.Sprintf("a-%d", i), schedulerName: "tessera-scheduler", gpus: 1})
 		waitBound(t, a, fmt.Sprintf("a-%d", i), 60*time.Second)
