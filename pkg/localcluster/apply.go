@@ -6,9 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"time"
 
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -83,7 +85,19 @@ func Apply(ctx context.Context, cfg *rest.Config, objs []*unstructured.Unstructu
 			}
 			ri = dyn.Resource(mapping.Resource).Namespace(ns)
 		}
-		if _, err := ri.Apply(ctx, obj.GetName(), obj, opts); err != nil {
+		_, err = ri.Apply(ctx, obj.GetName(), obj, opts)
+		// The Priority admission plugin reads PriorityClasses from an
+		// informer: a pod naming a class created a moment before can be
+		// refused until the class reaches it. Only that refusal is retried.
+		for deadline := time.Now().Add(10 * time.Second); err != nil && isNewPriorityClass(err) && time.Now().Before(deadline); {
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(100 * time.Millisecond):
+			}
+			_, err = ri.Apply(ctx, obj.GetName(), obj, opts)
+		}
+		if err != nil {
 			return fmt.Errorf("%s %s/%s rejected: %w", gvk.Kind, obj.GetNamespace(), obj.GetName(), err)
 		}
 		if _, hasStatus := obj.Object["status"]; hasStatus && gvk.Kind == "Node" {
@@ -142,4 +156,10 @@ func waitEstablished(ctx context.Context, dyn dynamic.Interface, name string) er
 		return fmt.Errorf("CustomResourceDefinition %s not established: %w", name, err)
 	}
 	return nil
+}
+
+// isNewPriorityClass reports the Priority admission plugin's refusal of a
+// pod whose PriorityClass it has not seen yet.
+func isNewPriorityClass(err error) bool {
+	return apierrors.IsForbidden(err) && strings.Contains(err.Error(), "no PriorityClass with name")
 }
