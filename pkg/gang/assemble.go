@@ -156,7 +156,7 @@ func (m *Manager) Permit(uid, node string, now time.Time) PermitResult {
 	}
 	m.holder, m.deadline = "", time.Time{}
 	g.failures, g.backoffUntil, g.lastFailure = 0, time.Time{}, ""
-	g.waitsForRoomSince = time.Time{}
+	g.waitsForRoomSince, g.deferred = time.Time{}, false
 	tts := now.Sub(g.started)
 	m.stats.assembled++
 	m.stats.observe(tts)
@@ -217,10 +217,14 @@ func (m *Manager) Reject(key GroupKey, now time.Time, reason string) []string {
 // Defer ends the assembly of a group that holds the slot because the
 // cluster is busy right now, not because the group can never fit: the
 // adapter calls it when the whole-group check fails against the current
-// cluster but would pass on empty nodes. Unlike Reject it counts no failure,
-// so the group's back-off does not grow while it waits for running work to
-// finish; it only waits BackoffInitial, so that it cannot take the slot back
-// at once. The UIDs of members waiting at Permit are returned to reject.
+// cluster but would pass on empty nodes. Unlike Reject it counts no failure
+// and starts no back-off: the group waits for room, that is until the
+// adapter reports that room may have changed (RoomChanged: a pod left, a
+// node came), and tries again at once then, so a group whose room appears
+// binds within a scheduling cycle or two, not after a back-off. It cannot
+// take the slot back before anything changed, and retries anyway after
+// DeferredRecheck in case a change went unseen. The UIDs of members waiting
+// at Permit are returned to reject.
 func (m *Manager) Defer(key GroupKey, now time.Time, reason string) []string {
 	return m.endAssembly(key, now, reason, false)
 }
@@ -238,12 +242,10 @@ func (m *Manager) endAssembly(key GroupKey, now time.Time, reason string, failed
 	reject := m.releaseLocked(g)
 	if failed {
 		m.failLocked(g, now, reason)
-		g.waitsForRoomSince = time.Time{}
+		g.waitsForRoomSince, g.deferred = time.Time{}, false
 		m.stats.rejected++
 	} else {
-		if !m.cfg.NoBackoff {
-			g.backoffUntil = now.Add(m.cfg.BackoffInitial)
-		}
+		g.deferred, g.deferredEpoch, g.deferredAt = true, m.roomEpoch, now
 		g.lastFailure = reason
 		if g.waitsForRoomSince.IsZero() {
 			g.waitsForRoomSince = now
@@ -266,6 +268,23 @@ func (m *Manager) Expire(now time.Time) []string {
 		return nil
 	}
 	return m.timeoutLocked(m.groups[m.holder], "", now)
+}
+
+// RoomChanged tells the Manager that room for groups may have appeared: a
+// pod left a node (deleted or finished), a node was added or grew. It
+// returns the groups deferred for lack of room, in queue order, for the
+// adapter to wake: each may now try to assemble again.
+func (m *Manager) RoomChanged() []GroupKey {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.roomEpoch++
+	var gs []*groupState
+	for _, g := range m.groups {
+		if g.deferred && g.spec != nil && g.needsAssembly() {
+			gs = append(gs, g)
+		}
+	}
+	return queueOrder(gs)
 }
 
 // Holder returns the group that holds the assembly slot and the deadline of
@@ -291,6 +310,11 @@ func (m *Manager) Blocked() []GroupKey {
 			gs = append(gs, g)
 		}
 	}
+	return queueOrder(gs)
+}
+
+// queueOrder returns the keys of gs in the queue order of groups.
+func queueOrder(gs []*groupState) []GroupKey {
 	slices.SortFunc(gs, func(a, b *groupState) int {
 		return cmp.Or(cmp.Compare(b.spec.Priority, a.spec.Priority), a.spec.Created.Compare(b.spec.Created), cmp.Compare(a.key, b.key))
 	})

@@ -537,13 +537,15 @@ func TestBlockedOrder(t *testing.T) {
 }
 
 // TestDefer: a group deferred because the cluster is busy releases its
-// waiting members and the slot, and waits only the initial back-off, however
-// often it is deferred.
+// waiting members and the slot, counts no failure, and waits for room: it
+// is held back until RoomChanged (a pod left, a node came), which names it
+// to be woken, and then tries at once; without any reported change it
+// retries after DeferredRecheck, however often it is deferred.
 func TestDefer(t *testing.T) {
 	m := NewManager(Config{DefaultTimeout: 30 * time.Second, BackoffInitial: time.Second, BackoffMax: time.Minute})
 	uids := addGroup(m, "busy", 2, 2, 0, 0)
 	for round := 0; round < 5; round++ {
-		now := at(time.Duration(round) * 10 * time.Second)
+		now := at(time.Duration(round) * 10 * time.Minute)
 		mustAssemble(t, m, uids[0], now, true)
 		mustWait(t, m, uids[0], "node-a", now)
 		got := m.Defer(key("busy"), now, "busy")
@@ -553,15 +555,29 @@ func TestDefer(t *testing.T) {
 		if _, _, held := m.Holder(); held {
 			t.Fatalf("round %d: slot still held after Defer", round)
 		}
-		if d := m.PreEnqueue(uids[1], now.Add(500*time.Millisecond)); d.Allow {
-			t.Fatalf("round %d: deferred group admitted within its initial back-off", round)
+		if d := m.PreEnqueue(uids[1], now.Add(time.Second)); d.Allow || d.Reason != "busy" || d.RetryAfter != DeferredRecheck-time.Second {
+			t.Fatalf("round %d: deferred group admitted before room changed: %+v", round, d)
 		}
-		if d := m.PreEnqueue(uids[1], now.Add(time.Second)); !d.Allow {
-			t.Fatalf("round %d: deferred group still held after the initial back-off: %s", round, d.Reason)
+		if round%2 == 0 {
+			if woken := m.RoomChanged(); !slices.Equal(woken, []GroupKey{key("busy")}) {
+				t.Fatalf("round %d: RoomChanged woke %v, want the deferred group", round, woken)
+			}
+			if d := m.PreEnqueue(uids[1], now.Add(time.Second)); !d.Allow {
+				t.Fatalf("round %d: deferred group still held after room changed: %s", round, d.Reason)
+			}
+		} else if d := m.PreEnqueue(uids[1], now.Add(DeferredRecheck)); !d.Allow {
+			t.Fatalf("round %d: deferred group still held after DeferredRecheck: %s", round, d.Reason)
 		}
 	}
-	if s := m.Stats(at(time.Minute)); s.Deferred != 5 || s.Rejected != 0 {
+	if s := m.Stats(at(time.Hour)); s.Deferred != 5 || s.Rejected != 0 {
 		t.Errorf("stats %+v, want 5 deferred, 0 rejected", s)
+	}
+	// A group that assembled is no longer woken.
+	mustAssemble(t, m, uids[0], at(2*time.Hour), true)
+	mustAllowOrWait(t, m, uids[0], "node-a", at(2*time.Hour))
+	mustAllowOrWait(t, m, uids[1], "node-a", at(2*time.Hour))
+	if woken := m.RoomChanged(); len(woken) != 0 {
+		t.Errorf("RoomChanged woke %v after the group assembled", woken)
 	}
 }
 
@@ -576,10 +592,12 @@ func TestNoBackoff(t *testing.T) {
 	if d := m.PreEnqueue(uids[1], now); !d.Allow {
 		t.Fatalf("rejected group held back without a back-off: %s", d.Reason)
 	}
+	// Deferred for lack of room it still waits for room to change.
 	mustAssemble(t, m, uids[0], now, true)
 	m.Defer(key("eager"), now, "busy")
+	m.RoomChanged()
 	if d := m.PreEnqueue(uids[1], now); !d.Allow {
-		t.Fatalf("deferred group held back without a back-off: %s", d.Reason)
+		t.Fatalf("deferred group held back after room changed: %s", d.Reason)
 	}
 }
 
@@ -609,8 +627,9 @@ func TestStarvation(t *testing.T) {
 		mustAllowOrWait(t, m, uid, "node-a", now.Add(2*time.Second))
 	}
 
-	// The big group tries again and is deferred again; its wait began at
-	// the first deferral.
+	// Room changes; the big group tries again and is deferred again; its
+	// wait began at the first deferral.
+	m.RoomChanged()
 	later := now.Add(11 * time.Second)
 	mustAssemble(t, m, big[0], later, true)
 	m.Defer(key("big"), later, "no room")
@@ -635,7 +654,9 @@ func TestStarvation(t *testing.T) {
 		mustAllowOrWait(t, m, uid, "node-b", later)
 	}
 
-	// The big group assembles; then younger groups start again.
+	// Room changes again; the big group assembles; then younger groups
+	// start again.
+	m.RoomChanged()
 	done := later.Add(2 * time.Second)
 	mustAssemble(t, m, big[0], done, true)
 	for _, uid := range big {

@@ -57,6 +57,7 @@
 //     Started, run the early check for the whole group before anything is
 //     reserved: CheckMinResources, then FitsAll over Pending's members with
 //     the adapter's device-level fit and quota; if it fails, call Reject
+//     (it can never fit) or Defer (it fits empty nodes: it waits for room)
 //     and return Unschedulable, so a hopeless group costs one check. If it
 //     passes, activate the group's other pending members, which may be
 //     parked in the unschedulable pool since an earlier refusal.
@@ -82,6 +83,11 @@
 //     Reject, DeleteGroup, DeletePod), if Holder reports it free, activate
 //     the pending pods of the groups listed by Blocked; keep a timer at
 //     Holder's deadline that calls Expire.
+//   - Whenever room may have appeared (a bound pod was deleted or
+//     finished, a node was added or grew), call RoomChanged and activate
+//     the pending pods of the groups it lists, bypassing the scheduler's
+//     per-pod back-off: a group waiting for room then tries within a
+//     cycle, so two groups that fit run side by side.
 //   - Status and Stats feed the PodGroup status and the metrics
 //     (time-to-schedule, groups waiting, timeouts).
 //

@@ -26,6 +26,9 @@ type Manager struct {
 	holder GroupKey
 	// deadline is when the holder's assembly times out.
 	deadline time.Time
+	// roomEpoch counts RoomChanged calls: a group deferred for lack of
+	// room tries again once it has changed.
+	roomEpoch uint64
 	// stats are the counters reported by Stats.
 	stats counters
 }
@@ -56,6 +59,11 @@ type groupState struct {
 	// for lack of room (Defer) since it last assembled or was rejected;
 	// zero while it does not wait for room. See starvingLocked.
 	waitsForRoomSince time.Time
+	// deferred is set while the group waits for room after Defer:
+	// deferredEpoch is the roomEpoch it was deferred at, deferredAt when.
+	deferred      bool
+	deferredEpoch uint64
+	deferredAt    time.Time
 }
 
 // tally counts a group's members by state.

@@ -65,6 +65,11 @@ func (m *Manager) PreEnqueue(uid string, now time.Time) Decision {
 	return Decision{Allow: true}
 }
 
+// DeferredRecheck is how long a group deferred for lack of room waits when
+// no RoomChanged comes: a safety net for a change the adapter could not
+// report, or reported before the scheduler's snapshot showed it.
+const DeferredRecheck = 5 * time.Second
+
 // waitingForSlot is the reason given to members of a group that waits for
 // the holder of the assembly slot.
 func waitingForSlot(holder GroupKey) string {
@@ -83,6 +88,12 @@ func (m *Manager) readyLocked(g *groupState, now time.Time) Decision {
 		return Decision{
 			Reason:     fmt.Sprintf("pod group %s is backing off for %v after %d failed attempts", g.key, left.Round(time.Millisecond), g.failures),
 			RetryAfter: left,
+		}
+	}
+	if g.deferred && g.deferredEpoch == m.roomEpoch {
+		if retry := g.deferredAt.Add(DeferredRecheck); now.Before(retry) {
+			// Nothing has left the cluster since the group found it full.
+			return Decision{Reason: g.lastFailure, RetryAfter: retry.Sub(now)}
 		}
 	}
 	return Decision{Allow: true}

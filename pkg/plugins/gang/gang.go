@@ -68,6 +68,8 @@ type Gang struct {
 	// uids are the PodGroup objects' UIDs: a status is written to the
 	// object it was derived for, never to one re-created under its name.
 	uids map[gangcore.GroupKey]types.UID
+	// roomTimer is set while a roomChanged wake-up is pending.
+	roomTimer *time.Timer
 
 	// written is what was last written to each PodGroup's status;
 	// timedOut is the timeout count already exported as a metric.
@@ -142,6 +144,12 @@ func New(ctx context.Context, obj runtime.Object, h fwk.Handle) (fwk.Plugin, err
 			AddFunc:    func(obj any) { pl.podAdded(logger, obj) },
 			UpdateFunc: func(_, obj any) { pl.podChanged(obj) },
 			DeleteFunc: func(obj any) { pl.podGone(logger, obj) },
+		}); err != nil {
+			return nil, err
+		}
+		if _, err := f.Core().V1().Nodes().Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+			AddFunc:    func(obj any) { pl.nodeChanged(logger, nil, obj) },
+			UpdateFunc: func(oldObj, newObj any) { pl.nodeChanged(logger, oldObj, newObj) },
 		}); err != nil {
 			return nil, err
 		}

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	v1 "k8s.io/api/core/v1"
+	apiequality "k8s.io/apimachinery/pkg/api/equality"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
@@ -121,6 +122,10 @@ func (pl *Gang) watchFinishedMembers(ctx context.Context, cs kubernetes.Interfac
 // finished (then the finished-members informer has it, or soon will, and
 // the member stays).
 func (pl *Gang) podGone(logger klog.Logger, obj any) {
+	if pod, ok := kube.PodOf(obj); ok && pod.Spec.NodeName != "" {
+		// A bound pod left, member or not: its room is free.
+		pl.roomChanged(logger)
+	}
 	if pod, ok := kube.PodOf(obj); ok && pl.finished != nil {
 		if cur, exists, err := pl.finished.Get(pod); err == nil && exists && cur.(*v1.Pod).UID == pod.UID {
 			return
@@ -132,6 +137,50 @@ func (pl *Gang) podGone(logger klog.Logger, obj any) {
 		}
 	}
 	pl.podDeleted(logger, obj)
+}
+
+// roomDelay is how long after a pod or node event the groups waiting for
+// room are woken: the scheduler updates its cache from the same event in
+// another handler, and a group checked before that would find the room
+// still taken. Events within it are handled together.
+const roomDelay = 200 * time.Millisecond
+
+// roomChanged wakes, after roomDelay, the groups deferred for lack of
+// room (gangcore.Manager.RoomChanged), bypassing the scheduler's per-pod
+// back-off, so that a group whose room appeared tries within a cycle.
+func (pl *Gang) roomChanged(logger klog.Logger) {
+	pl.mu.Lock()
+	defer pl.mu.Unlock()
+	if pl.roomTimer != nil {
+		return
+	}
+	pl.roomTimer = time.AfterFunc(roomDelay, func() {
+		pl.mu.Lock()
+		pl.roomTimer = nil
+		pl.mu.Unlock()
+		if pl.ctx != nil && pl.ctx.Err() != nil {
+			return
+		}
+		for _, key := range pl.mgr.RoomChanged() {
+			pl.activateGroup(logger, key)
+		}
+	})
+}
+
+// nodeChanged reports room when a node is added or may have grown: its
+// allocatable, taints, schedulability or labels changed (not status
+// heartbeats).
+func (pl *Gang) nodeChanged(logger klog.Logger, oldObj, newObj any) {
+	n, ok := newObj.(*v1.Node)
+	if !ok {
+		return
+	}
+	if o, ok := oldObj.(*v1.Node); ok && apiequality.Semantic.DeepEqual(o.Status.Allocatable, n.Status.Allocatable) &&
+		apiequality.Semantic.DeepEqual(o.Spec.Taints, n.Spec.Taints) && o.Spec.Unschedulable == n.Spec.Unschedulable &&
+		apiequality.Semantic.DeepEqual(o.Labels, n.Labels) {
+		return
+	}
+	pl.roomChanged(logger)
 }
 
 func (pl *Gang) podDeleted(logger klog.Logger, obj any) {
