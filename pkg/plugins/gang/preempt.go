@@ -31,7 +31,9 @@ import (
 // (lowest priority first, gangs whole) that lets the whole group fit,
 // thinned by reprieve; they are evicted together, and the group's members
 // wait until that is done. If no victim set lets the whole group fit,
-// nothing is evicted. Either way Gang's PostFilter ends the preemption
+// nothing is evicted, and the group's assembly ends (Defer): it gives the
+// slot back to other groups and waits for room instead of holding the slot
+// until its timeout. Either way Gang's PostFilter ends the preemption
 // phase for a member (ElasticQuota's per-pod preemption never runs for it),
 // so a gang never evicts pods for only some of its members.
 
@@ -75,6 +77,12 @@ func (pl *Gang) PostFilter(ctx context.Context, state fwk.CycleState, pod *v1.Po
 	}
 	victims, msg := pl.planPreemption(key, pod)
 	if len(victims) == 0 {
+		// The member found no node and nothing may be evicted for the
+		// group: its assembly cannot complete now. It ends (releasing its
+		// reservations and the slot, so other groups go on) and the group
+		// waits for room, rather than hold the slot until its timeout.
+		pl.rejectWaiting(pl.mgr.Defer(key, pl.now(), msg), msg)
+		pl.activateBlocked(klog.FromContext(ctx))
 		return stop(msg)
 	}
 	pl.evict(ctx, key, pod, victims)
