@@ -84,7 +84,7 @@ func (s *NodeState) Allocate(r Request) (Assignment, Placement, error) {
 	work := s.Clone()
 	var a Assignment
 	if r.GPUs > 0 {
-		picked, err := work.pickWhole(r.GPUs, r.Locality)
+		picked, err := work.pickWhole(r.GPUs, r.Locality, r.Near, r.Rest)
 		if err != nil {
 			return Assignment{}, pl, err
 		}
@@ -165,7 +165,7 @@ func (s *NodeState) groupKey(pos, tier int) string {
 
 // pickWhole chooses k free whole GPUs, as Allocate documents, and returns
 // their positions ascending.
-func (s *NodeState) pickWhole(k int, loc Locality) ([]int, error) {
+func (s *NodeState) pickWhole(k int, loc Locality, near []int, rest int) ([]int, error) {
 	var free []int
 	for pos := range s.gpus {
 		if s.freeWhole(pos) {
@@ -175,12 +175,54 @@ func (s *NodeState) pickWhole(k int, loc Locality) ([]int, error) {
 	if len(free) < k {
 		return nil, InsufficientGPUs{Want: k, Free: len(free)}
 	}
-	picked := s.choose(free, k, allTiers)
+	picked := s.choose(s.forGroup(free, k, near, rest), k, allTiers)
 	slices.Sort(picked)
 	if k > 1 && loc == LocalityRequired && s.placementOf(picked).Level == LocalityNone {
 		return nil, NoLocalDomain{Want: k}
 	}
 	return picked, nil
+}
+
+// forGroup narrows the free positions a member of a pod group may take its
+// k whole GPUs from (see Request.Near and Request.Rest): near the GPUs its
+// group holds on the node, where k such GPUs are free; else, for the first
+// member, the positions choose would give the whole group (k+rest), when
+// they are free. Otherwise, and for a pod outside groups, it returns free.
+func (s *NodeState) forGroup(free []int, k int, near []int, rest int) []int {
+	if len(near) > 0 {
+		var anchors []int
+		for _, index := range near {
+			if p := s.pos(index); p >= 0 {
+				anchors = append(anchors, p)
+			}
+		}
+		same := func(a, b, tier int) bool {
+			ka := s.groupKey(a, tier)
+			return ka != "" && ka == s.groupKey(b, tier)
+		}
+		for _, close := range []func(a, b int) bool{
+			func(a, b int) bool { return same(a, b, tierDomain) && same(a, b, tierNUMA) },
+			func(a, b int) bool { return same(a, b, tierDomain) },
+			func(a, b int) bool { return same(a, b, tierNUMA) },
+		} {
+			var cands []int
+			for _, f := range free {
+				if slices.ContainsFunc(anchors, func(a int) bool { return close(f, a) }) {
+					cands = append(cands, f)
+				}
+			}
+			if len(cands) >= k {
+				return cands
+			}
+		}
+		return free
+	}
+	if rest > 0 && k+rest <= len(free) {
+		region := s.choose(free, k+rest, allTiers)
+		slices.Sort(region)
+		return region
+	}
+	return free
 }
 
 // choose picks k of the candidate positions (ascending), keeping them in one

@@ -55,6 +55,17 @@ type Request struct {
 	ShareMilli int
 	// Locality applies to the whole GPUs.
 	Locality Locality
+	// Near lists the GPUs (by index) that members of the pod's group
+	// already hold on the node: whole GPUs are then taken, where enough are
+	// free, from the same NVLink domain and NUMA node as those (else the
+	// same domain, else the same NUMA node), so that a group's members on
+	// one node talk over the fastest links.
+	Near []int
+	// Rest is how many more whole GPUs the pod's group still asks for
+	// besides this pod's, when none of its GPUs is on the node yet: this
+	// pod's GPUs are then taken from GPUs that could hold the rest too, so
+	// that the members after it find room beside it.
+	Rest int
 }
 
 // IsZero reports whether r asks for no GPU capacity at all, so that callers

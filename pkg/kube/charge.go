@@ -4,7 +4,6 @@ import (
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	resourcehelper "k8s.io/component-helpers/resource"
-	schedv1alpha1 "sigs.k8s.io/scheduler-plugins/apis/scheduling/v1alpha1"
 
 	"github.com/tessera-sched/tessera/pkg/quota"
 )
@@ -60,7 +59,7 @@ func QuotaUsage(pod *v1.Pod, node string) quota.PodUsage {
 		UID:       string(pod.UID),
 		Namespace: pod.Namespace,
 		Resources: QuotaCharge(pod),
-		Gang:      pod.Labels[schedv1alpha1.PodGroupLabel],
+		Gang:      pod.Labels[LabelPodGroup],
 		Node:      node,
 	}
 	if pod.Spec.Priority != nil {

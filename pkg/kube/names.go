@@ -3,6 +3,7 @@ package kube
 import (
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/client-go/tools/cache"
+	schedv1alpha1 "sigs.k8s.io/scheduler-plugins/apis/scheduling/v1alpha1"
 
 	"github.com/tessera-sched/tessera/pkg/gpu"
 )
@@ -29,6 +30,9 @@ const (
 	LabelMIGStrategy = "nvidia.com/mig.strategy"
 	// LabelGPUCount is GPU Feature Discovery's count of physical GPUs.
 	LabelGPUCount = "nvidia.com/gpu.count"
+	// LabelPodGroup is scheduler-plugins' label by which a pod joins a
+	// PodGroup of its namespace.
+	LabelPodGroup = schedv1alpha1.PodGroupLabel
 )
 
 // PodOf is the pod of an informer event, the last known state of a deleted

@@ -10,9 +10,9 @@ var h100Labels = map[string]string{"nvidia.com/gpu.product": "NVIDIA-H100-80GB-H
 
 // TestGangPacksFinetuneOnOneNode is the playground's fine-tuning case:
 // without any annotation, a group of three 1-GPU workers lands on one node,
-// on GPUs of one NUMA node, although a lone 1-GPU pod would fill the other,
-// fuller node first: one node keeps 2 GPUs free, the other 4 (one NUMA
-// node's).
+// on GPUs of one NUMA node, where a lone 1-GPU pod would go elsewhere: the
+// fuller node (2 GPUs free) first, and on the chosen node the fuller NUMA
+// node (GPUs 2 and 3 free, beside 4-7).
 func TestGangPacksFinetuneOnOneNode(t *testing.T) {
 	installCRDs(t)
 	createNodes(t,
@@ -20,13 +20,12 @@ func TestGangPacksFinetuneOnOneNode(t *testing.T) {
 		nodeSpec{name: "finetune-node-2", cpu: "96", memory: "1Ti", gpus: 8, labels: h100Labels})
 	ns := newNamespace(t)
 	startScheduler(t, cp.Config, schedulerConfig(t))
-	createPod(t, ns, podSpec{name: "busy-6", schedulerName: "tessera-scheduler", gpus: 6})
-	busy6 := waitBound(t, ns, "busy-6", 60*time.Second)
-	createPod(t, ns, podSpec{name: "busy-4", schedulerName: "tessera-scheduler", gpus: 4,
-		annotations: map[string]string{"tessera.dev/gpu-topology": "required"}})
-	busy4 := waitBound(t, ns, "busy-4", 60*time.Second)
-	if busy6.Spec.NodeName == busy4.Spec.NodeName {
-		t.Fatalf("set-up: both busy pods on %s", busy6.Spec.NodeName)
+	on := func(node string) map[string]string { return map[string]string{"kubernetes.io/hostname": node} }
+	createPod(t, ns, podSpec{name: "busy-6", schedulerName: "tessera-scheduler", gpus: 6, nodeSelector: on("finetune-node-1")})
+	waitBound(t, ns, "busy-6", 60*time.Second)
+	createPod(t, ns, podSpec{name: "busy-2", schedulerName: "tessera-scheduler", gpus: 2, nodeSelector: on("finetune-node-2")})
+	if got := assignmentOf(t, waitBound(t, ns, "busy-2", 60*time.Second)).GPUs; len(got) != 2 || got[0]/4 != 0 || got[1]/4 != 0 {
+		t.Fatalf("set-up: busy-2 got GPUs %v, want two of NUMA node 0", got)
 	}
 
 	createPodGroup(t, ns, "finetune", 3, 30, nil)
@@ -45,8 +44,8 @@ func TestGangPacksFinetuneOnOneNode(t *testing.T) {
 			numa[g/4] = true // 8 H100s: GPUs 0-3 on NUMA node 0, 4-7 on 1
 		}
 	}
-	if len(nodes) != 1 || !nodes[busy4.Spec.NodeName] {
-		t.Errorf("finetune's 3 workers on nodes %v (GPUs %v), want all on %s, the node with 4 free GPUs", nodes, gpus, busy4.Spec.NodeName)
+	if len(nodes) != 1 || !nodes["finetune-node-2"] {
+		t.Errorf("finetune's 3 workers on nodes %v (GPUs %v), want all on finetune-node-2, the node with room for all", nodes, gpus)
 	}
 	if len(numa) != 1 {
 		t.Errorf("finetune's workers got GPUs %v across NUMA nodes", gpus)

@@ -120,6 +120,7 @@ type podSpec struct {
 	gpus          int64
 	annotations   map[string]string
 	labels        map[string]string
+	nodeSelector  map[string]string
 	priorityClass string
 }
 
@@ -139,6 +140,7 @@ func createPod(t *testing.T, ns string, s podSpec) *v1.Pod {
 		Spec: v1.PodSpec{
 			SchedulerName:     s.schedulerName,
 			PriorityClassName: s.priorityClass,
+			NodeSelector:      s.nodeSelector,
 			Containers: []v1.Container{{
 				Name:      "main",
 				Image:     "registry.k8s.io/pause:3.10",

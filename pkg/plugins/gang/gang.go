@@ -33,6 +33,7 @@ import (
 
 	gangcore "github.com/tessera-sched/tessera/pkg/gang"
 	"github.com/tessera-sched/tessera/pkg/plugins/internal/crd"
+	"github.com/tessera-sched/tessera/pkg/plugins/internal/profile"
 )
 
 // Name is the plugin's name in the registry and in scheduler configurations.
@@ -270,6 +271,8 @@ func (pl *Gang) PreFilter(ctx context.Context, cs fwk.CycleState, pod *v1.Pod, n
 	}
 	c := &gangCycle{key: key, fit: fitNow}
 	cs.Write(cycleKey, c)
+	pending, _ := pl.mgr.Pending(key)
+	cs.Write(profile.GroupStateKey, &profile.Group{Name: key.Name(), Others: max(len(pending)-1, 0)})
 	if a.Started {
 		reason, fit := pl.wholeGroupFits(key, nodes)
 		c.fit = fit

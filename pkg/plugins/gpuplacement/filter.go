@@ -9,6 +9,7 @@ import (
 
 	"github.com/tessera-sched/tessera/pkg/gpu"
 	"github.com/tessera-sched/tessera/pkg/kube"
+	"github.com/tessera-sched/tessera/pkg/plugins/internal/profile"
 )
 
 // PreFilter parses the pod's GPU demand once. Pods without GPU demand are
@@ -96,7 +97,14 @@ func (pl *GPUPlacement) Filter(ctx context.Context, cs fwk.CycleState, pod *v1.P
 	if ns.Overbooked {
 		return fwk.NewStatus(fwk.Unschedulable, "node's GPUs are over-committed by pods placed outside Tessera")
 	}
-	a, placement, err := ns.GPUs.Allocate(s.demand.RequestOn(ns.Topology.SingleProfile))
+	req := s.demand.RequestOn(ns.Topology.SingleProfile)
+	if g, ok := profile.GroupOf(cs); ok && req.GPUs > 0 {
+		// A pod group's members on one node keep close together.
+		if req.Near = pl.groupGPUs(pod, g.Name, ni); len(req.Near) == 0 {
+			req.Rest = g.Others * req.GPUs
+		}
+	}
+	a, placement, err := ns.GPUs.Allocate(req)
 	if err != nil {
 		reason := err.Error()
 		if fe, ok := err.(gpu.FitError); ok {
@@ -129,4 +137,26 @@ func freeNonGPU(ni fwk.NodeInfo) gpu.NonGPU {
 		MemoryMiB: (alloc.GetMemory() - req.GetMemory()) >> 20,
 		Product:   ni.Node().Labels[gpu.LabelProduct],
 	}
+}
+
+// groupGPUs lists the whole GPUs that other members of the pod's group
+// (group in the pod's namespace) hold on the node: reserved ones from the
+// ledger, bound ones from their assignment annotation.
+func (pl *GPUPlacement) groupGPUs(pod *v1.Pod, group string, ni fwk.NodeInfo) []int {
+	var out []int
+	for _, pi := range ni.GetPods() {
+		p := pi.GetPod()
+		if p.UID == pod.UID || p.Namespace != pod.Namespace || p.Labels[kube.LabelPodGroup] != group {
+			continue
+		}
+		a, ok := pl.ledger.get(p.UID)
+		if !ok {
+			var err error
+			if a, err = gpu.UnmarshalAssignment(p.Annotations[kube.AnnotationAssignment]); err != nil {
+				continue
+			}
+		}
+		out = append(out, a.GPUs...)
+	}
+	return out
 }

@@ -99,3 +99,32 @@ func NodeGPUs(h fwk.Handle, logger klog.Logger, node *v1.Node, pods []*v1.Pod) *
 	}
 	return kube.LabelNodeGPUs(logger, node, pods)
 }
+
+// GroupStateKey is the CycleState key under which Gang tells the other
+// plugins of a pod group member's scheduling cycle about its group.
+const GroupStateKey fwk.StateKey = "tessera.dev/pod-group"
+
+// Group is what Gang tells the other plugins in a member's cycle, so that
+// GPUPlacement can keep a group's members on one node close together.
+type Group struct {
+	// Name is the group's name (the pod's pod-group label) in the pod's
+	// namespace.
+	Name string
+	// Others counts the group's members still without a place besides
+	// this pod.
+	Others int
+}
+
+// Clone shares the Group: it is read-only once written.
+func (g *Group) Clone() fwk.StateData { return g }
+
+// GroupOf returns what Gang wrote for the cycle's pod, and false for a pod
+// outside groups (or a profile without Gang).
+func GroupOf(cs fwk.CycleState) (*Group, bool) {
+	d, err := cs.Read(GroupStateKey)
+	if err != nil {
+		return nil, false
+	}
+	g, ok := d.(*Group)
+	return g, ok
+}
