@@ -366,3 +366,75 @@ func TestQuotaReclaimOverCPUAndMemory(t *testing.T) {
 		t.Errorf("ns1 has pods %v after ns2 asked beyond its min, want p1,p2 (ns1 is at its memory min)", got)
 	}
 }
+
+// TestReclaimFreesLocalGPUs: victims are chosen so that the freed GPUs make
+// a good placement. A 4-GPU PCIe node (GPUs 0-1 on NUMA node 0, 2-3 on 1)
+// runs four 1-GPU pods of a borrowing namespace; the two started last hold
+// GPUs 0 and 2, one on each NUMA node. A 2-GPU pod of a namespace within
+// its min reclaims two of them: by age alone it would get GPUs 0 and 2;
+// an equally cheap set (two pods of the same priority) frees two GPUs of
+// one NUMA node, and that one is taken.
+func TestReclaimFreesLocalGPUs(t *testing.T) {
+	installCRDs(t)
+	startKubelets(t)
+	createNodes(t, nodeSpec{name: "local-reclaim-node", cpu: "64", memory: "256Gi", gpus: 4,
+		labels: map[string]string{"nvidia.com/gpu.product": "NVIDIA-A100-PCIE-40GB"}})
+	research, prod := newNamespace(t), newNamespace(t)
+	createQuota(t, research, gpus(0), gpus(4))
+	createQuota(t, prod, gpus(2), gpus(2))
+	startScheduler(t, cp.Config, schedulerConfig(t))
+
+	run := func(name string) []int {
+		createPod(t, research, podSpec{name: name, schedulerName: "tessera-scheduler", gpus: 1})
+		p := waitBound(t, research, name, 60*time.Second)
+		waitRunning(t, research, name)
+		return assignmentOf(t, p).GPUs
+	}
+	for i := 0; i < 4; i++ {
+		run(fmt.Sprintf("r%d", i))
+	}
+	// Replace the pods on GPUs 0 and 2, so that the newest two straddle
+	// the NUMA nodes.
+	for i := 0; i < 4; i++ {
+		p, err := cp.Client.CoreV1().Pods(research).Get(context.Background(), fmt.Sprintf("r%d", i), metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if g := assignmentOf(t, p).GPUs[0]; g == 0 || g == 2 {
+			if err := cp.Client.CoreV1().Pods(research).Delete(context.Background(), p.Name, metav1.DeleteOptions{GracePeriodSeconds: new(int64)}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	waitPodCount(t, research, 2, 30*time.Second)
+	newest := map[int]bool{}
+	for _, name := range []string{"r4", "r5"} {
+		time.Sleep(1100 * time.Millisecond) // distinct start times, newest last
+		newest[run(name)[0]] = true
+	}
+	if !newest[0] || !newest[2] {
+		t.Fatalf("set-up: the newest pods hold GPUs %v, want 0 and 2", newest)
+	}
+
+	createPod(t, prod, podSpec{name: "serve-2gpu", schedulerName: "tessera-scheduler", gpus: 2})
+	got := assignmentOf(t, waitBound(t, prod, "serve-2gpu", 60*time.Second)).GPUs
+	if len(got) != 2 || got[0]/2 != got[1]/2 {
+		t.Errorf("serve-2gpu got GPUs %v, want two of one NUMA node", got)
+	}
+	waitPodCount(t, research, 2, 30*time.Second)
+	if n := preemptedEvents(t, research); n != 2 {
+		t.Errorf("%d pods preempted, want 2", n)
+	}
+}
+
+// waitRunning waits until the pod is Running.
+func waitRunning(t *testing.T, ns, name string) {
+	t.Helper()
+	err := wait.PollUntilContextTimeout(context.Background(), 100*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
+		p, err := cp.Client.CoreV1().Pods(ns).Get(ctx, name, metav1.GetOptions{})
+		return err == nil && p.Status.Phase == v1.PodRunning, nil
+	})
+	if err != nil {
+		t.Fatalf("pod %s/%s not Running", ns, name)
+	}
+}

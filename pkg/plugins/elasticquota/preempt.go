@@ -3,6 +3,7 @@ package elasticquota
 import (
 	"context"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"time"
 
@@ -15,6 +16,7 @@ import (
 	schedv1alpha1 "sigs.k8s.io/scheduler-plugins/apis/scheduling/v1alpha1"
 
 	"github.com/tessera-sched/tessera/pkg/kube"
+	"github.com/tessera-sched/tessera/pkg/plugins/internal/profile"
 	"github.com/tessera-sched/tessera/pkg/quota"
 )
 
@@ -216,28 +218,23 @@ func (p *preemptor) SelectVictimsOnNode(ctx context.Context, state fwk.CycleStat
 			return nil, 0, s
 		}
 	}
-	fits := func(victims []quota.PodUsage) bool {
-		if !p.pl.tracker.CheckAdmitWithout(pod.Namespace, self.Resources, victims).Admit {
-			return false
+	// fitsWith checks victims as the cycle would; local asks GPUPlacement
+	// for GPUs of one NVLink domain or NUMA node.
+	fitsWith := func(local bool) func([]quota.PodUsage) bool {
+		return func(victims []quota.PodUsage) bool {
+			return p.fitsWithout(ctx, pod, self, base, baseState, infos, node, victims, local)
 		}
-		ni := base.Snapshot()
-		st := baseState.Clone()
-		for _, v := range victims {
-			pi := infos[v.UID]
-			if pi.GetPod().Spec.NodeName != node {
-				continue
-			}
-			if err := ni.RemovePod(logger, pi.GetPod()); err != nil {
-				return false
-			}
-			if s := p.pl.handle.RunPreFilterExtensionRemovePod(ctx, st, pod, pi, ni); !s.IsSuccess() {
-				return false
-			}
-		}
-		return p.pl.handle.RunFilterPluginsWithNominatedPods(ctx, st, pod, ni).IsSuccess()
 	}
-
-	chosen, ok := p.pl.tracker.SelectVictims(self, candidates, fits)
+	chosen, ok := p.pl.tracker.SelectVictims(self, candidates, fitsWith(false))
+	// Victims that free devices the pod can use well: among victim sets as
+	// cheap by the quota rules (no more pods, none of a higher priority),
+	// prefer one that gives a multi-GPU pod GPUs of one NVLink domain or
+	// NUMA node.
+	if ok && len(chosen) > 0 {
+		if local, okLocal := p.pl.tracker.SelectVictims(self, candidates, fitsWith(true)); okLocal && len(local) > 0 && noCostlier(local, chosen) {
+			chosen = local
+		}
+	}
 	if !ok {
 		return nil, 0, fwk.NewStatus(fwk.Unschedulable, fmt.Sprintf("no set of eligible victims makes room on node %q within the quota rules", node))
 	}
@@ -255,6 +252,48 @@ func (p *preemptor) SelectVictimsOnNode(ctx context.Context, state fwk.CycleStat
 	}
 	violating, _ := preemption.FilterVictimsWithPDBViolation(victims, pdbs)
 	return pods, len(violating), nil
+}
+
+// fitsWithout reports whether pod fits its namespace's quota and, by every
+// Filter plugin, node's base (with its cycle state) once victims are gone;
+// local asks GPUPlacement for GPUs of one NVLink domain or NUMA node.
+func (p *preemptor) fitsWithout(ctx context.Context, pod *v1.Pod, self quota.PodUsage, base fwk.NodeInfo, baseState fwk.CycleState,
+	infos map[string]fwk.PodInfo, node string, victims []quota.PodUsage, local bool) bool {
+	logger := klog.FromContext(ctx)
+	if !p.pl.tracker.CheckAdmitWithout(pod.Namespace, self.Resources, victims).Admit {
+		return false
+	}
+	ni := base.Snapshot()
+	st := baseState.Clone()
+	for _, v := range victims {
+		pi := infos[v.UID]
+		if pi.GetPod().Spec.NodeName != node {
+			continue
+		}
+		if err := ni.RemovePod(logger, pi.GetPod()); err != nil {
+			return false
+		}
+		if s := p.pl.handle.RunPreFilterExtensionRemovePod(ctx, st, pod, pi, ni); !s.IsSuccess() {
+			return false
+		}
+	}
+	if local {
+		st.Write(profile.RequireLocalityKey, profile.RequireLocality{})
+	}
+	return p.pl.handle.RunFilterPluginsWithNominatedPods(ctx, st, pod, ni).IsSuccess()
+}
+
+// noCostlier reports whether victim set a costs no more than b by the
+// quota rules' measure: no more pods, and none of a higher priority.
+func noCostlier(a, b []quota.PodUsage) bool {
+	top := func(vs []quota.PodUsage) int32 {
+		t := int32(math.MinInt32)
+		for _, v := range vs {
+			t = max(t, v.Priority)
+		}
+		return t
+	}
+	return len(a) <= len(b) && top(a) <= top(b)
 }
 
 // countPreemption wraps the executor's eviction to count victims by kind:

@@ -98,6 +98,9 @@ func (pl *GPUPlacement) Filter(ctx context.Context, cs fwk.CycleState, pod *v1.P
 		return fwk.NewStatus(fwk.Unschedulable, "node's GPUs are over-committed by pods placed outside Tessera")
 	}
 	req := s.demand.RequestOn(ns.Topology.SingleProfile)
+	if profile.LocalityRequired(cs) {
+		req.Locality = gpu.LocalityRequired
+	}
 	if g, ok := profile.GroupOf(cs); ok && req.GPUs > 0 {
 		// A pod group's members on one node keep close together.
 		if req.Near = pl.groupGPUs(pod, g.Name, ni); len(req.Near) == 0 {

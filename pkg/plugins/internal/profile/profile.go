@@ -128,3 +128,21 @@ func GroupOf(cs fwk.CycleState) (*Group, bool) {
 	g, ok := d.(*Group)
 	return g, ok
 }
+
+// RequireLocalityKey is the CycleState key under which a preemption's what-if
+// asks GPUPlacement's Filter to accept only GPUs of one NVLink domain or
+// NUMA node for a multi-GPU pod, so that victims can be chosen whose freed
+// devices the pod can use well.
+const RequireLocalityKey fwk.StateKey = "tessera.dev/require-gpu-locality"
+
+// RequireLocality is the value under RequireLocalityKey.
+type RequireLocality struct{}
+
+// Clone returns the flag; it holds nothing.
+func (RequireLocality) Clone() fwk.StateData { return RequireLocality{} }
+
+// LocalityRequired reports whether the cycle's what-if asks for local GPUs.
+func LocalityRequired(cs fwk.CycleState) bool {
+	_, err := cs.Read(RequireLocalityKey)
+	return err == nil
+}
