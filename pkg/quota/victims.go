@@ -2,6 +2,7 @@ package quota
 
 import (
 	"cmp"
+	"math"
 	"slices"
 	"strings"
 	"time"
@@ -257,4 +258,19 @@ func flatten(units []*victimUnit) []PodUsage {
 		out = append(out, u.pods...)
 	}
 	return out
+}
+
+// NoCostlier reports whether victim set a costs no more than b by the rules
+// SelectVictims follows: no more pods, and none of a higher priority. The
+// adapters use it to prefer, among equally cheap sets, one whose freed
+// devices suit the preemptor better.
+func NoCostlier(a, b []PodUsage) bool {
+	top := func(vs []PodUsage) int32 {
+		t := int32(math.MinInt32)
+		for _, v := range vs {
+			t = max(t, v.Priority)
+		}
+		return t
+	}
+	return len(a) <= len(b) && top(a) <= top(b)
 }

@@ -455,3 +455,22 @@ func TestSelectVictimsMultiResource(t *testing.T) {
 		})
 	}
 }
+
+func TestNoCostlier(t *testing.T) {
+	p := func(priority int32) PodUsage { return PodUsage{Priority: priority} }
+	tests := []struct {
+		a, b []PodUsage
+		want bool
+	}{
+		{a: []PodUsage{p(1), p(1)}, b: []PodUsage{p(1), p(1)}, want: true},
+		{a: []PodUsage{p(1)}, b: []PodUsage{p(1), p(1)}, want: true},
+		{a: []PodUsage{p(1), p(1), p(1)}, b: []PodUsage{p(1), p(1)}, want: false},
+		{a: []PodUsage{p(1), p(5)}, b: []PodUsage{p(1), p(2)}, want: false},
+		{a: []PodUsage{p(0), p(2)}, b: []PodUsage{p(2), p(1)}, want: true},
+	}
+	for i, tt := range tests {
+		if got := NoCostlier(tt.a, tt.b); got != tt.want {
+			t.Errorf("case %d: NoCostlier = %v, want %v", i, got, tt.want)
+		}
+	}
+}

@@ -3,7 +3,6 @@ package elasticquota
 import (
 	"context"
 	"fmt"
-	"math"
 	"math/rand/v2"
 	"time"
 
@@ -231,7 +230,7 @@ func (p *preemptor) SelectVictimsOnNode(ctx context.Context, state fwk.CycleStat
 	// prefer one that gives a multi-GPU pod GPUs of one NVLink domain or
 	// NUMA node.
 	if ok && len(chosen) > 0 {
-		if local, okLocal := p.pl.tracker.SelectVictims(self, candidates, fitsWith(true)); okLocal && len(local) > 0 && noCostlier(local, chosen) {
+		if local, okLocal := p.pl.tracker.SelectVictims(self, candidates, fitsWith(true)); okLocal && len(local) > 0 && quota.NoCostlier(local, chosen) {
 			chosen = local
 		}
 	}
@@ -281,19 +280,6 @@ func (p *preemptor) fitsWithout(ctx context.Context, pod *v1.Pod, self quota.Pod
 		st.Write(profile.RequireLocalityKey, profile.RequireLocality{})
 	}
 	return p.pl.handle.RunFilterPluginsWithNominatedPods(ctx, st, pod, ni).IsSuccess()
-}
-
-// noCostlier reports whether victim set a costs no more than b by the
-// quota rules' measure: no more pods, and none of a higher priority.
-func noCostlier(a, b []quota.PodUsage) bool {
-	top := func(vs []quota.PodUsage) int32 {
-		t := int32(math.MinInt32)
-		for _, v := range vs {
-			t = max(t, v.Priority)
-		}
-		return t
-	}
-	return len(a) <= len(b) && top(a) <= top(b)
 }
 
 // countPreemption wraps the executor's eviction to count victims by kind:

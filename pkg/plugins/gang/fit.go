@@ -131,6 +131,9 @@ type groupSim struct {
 	// gpusOf derives a node's GPU state with only the given pods on it, as
 	// GPUPlacement's Filter does (see profile.NodeGPUs).
 	gpusOf func(*v1.Node, []*v1.Pod) *kube.NodeGPUs
+	// local requires every multi-GPU member's GPUs in one NVLink domain or
+	// NUMA node, for choosing victims that free local GPUs.
+	local bool
 }
 
 // newGroupSim builds the simulation over nodes as they are (without the
@@ -251,7 +254,7 @@ func (s *groupSim) runOn(sims []*simNode) (string, int, bool) {
 		if sn.gpus == nil {
 			return false
 		}
-		_, _, err := sn.gpus.Allocate(req.gpus.RequestOn(sn.single))
+		_, _, err := sn.gpus.Allocate(s.request(req, sn))
 		return err == nil
 	}
 	assume := func(m, n int) func() {
@@ -260,7 +263,7 @@ func (s *groupSim) runOn(sims []*simNode) (string, int, bool) {
 		sn.cpu, sn.mem = sn.cpu-c, sn.mem-mem
 		var a gpu.Assignment
 		if req.gpus != nil && sn.gpus != nil {
-			if got, _, err := sn.gpus.Allocate(req.gpus.RequestOn(sn.single)); err == nil && sn.gpus.Add(got) == nil {
+			if got, _, err := sn.gpus.Allocate(s.request(req, sn)); err == nil && sn.gpus.Add(got) == nil {
 				a = got
 			}
 		}
@@ -279,6 +282,15 @@ func (s *groupSim) runOn(sims []*simNode) (string, int, bool) {
 		}
 	}
 	return "", placed, ok
+}
+
+// request is the member's device request on the simulated node.
+func (s *groupSim) request(req *memberReq, sn *simNode) gpu.Request {
+	r := req.gpus.RequestOn(sn.single)
+	if s.local && r.GPUs > 1 {
+		r.Locality = gpu.LocalityRequired
+	}
+	return r
 }
 
 // memberReq is what the simulation needs of a member pod, derived once.

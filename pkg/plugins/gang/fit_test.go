@@ -307,3 +307,44 @@ func TestPlanVictims(t *testing.T) {
 		})
 	}
 }
+
+// TestPlanVictimsFreesLocalGPUs: among victim sets as cheap by the quota
+// rules, the group's preemption takes the one whose freed GPUs give its
+// multi-GPU member one NVLink clique. Eight 1-GPU pods of one priority fill
+// a node of two cliques; the four started last sit two in each clique, so
+// by age alone a 4-GPU member would get GPUs across both.
+func TestPlanVictimsFreesLocalGPUs(t *testing.T) {
+	key := gangcore.NewGroupKey("team", "g")
+	var pods []*v1.Pod
+	// GPU of each pod, oldest first: the newest four are on 0, 1, 4, 5.
+	for i, g := range []int{2, 3, 6, 7, 0, 4, 1, 5} {
+		p := running(fmt.Sprintf("r%d", i), "team", "n1", 1, g)
+		p.Status.StartTime = &metav1.Time{Time: time.Unix(int64(1000+i), 0)}
+		pods = append(pods, p)
+	}
+	nodes := []fwk.NodeInfo{nodeInfo(h100Node("n1", "8"), pods...)}
+	members := []*v1.Pod{member("big", "g", 4)}
+	sim := newGroupSim(gangcore.Group{}, 1, members, sizes(members), nodes, false, terminating, twoCliques)
+	local := newGroupSim(gangcore.Group{}, 1, members, sizes(members), nodes, false, terminating, twoCliques)
+	local.local = true
+
+	byAge, _ := planVictims(key, 10, sim, nodes, quota.NewTracker())
+	victims, msg := planLocalVictims(key, 10, sim, local, nodes, quota.NewTracker())
+	cliqueOf := func(vs []*v1.Pod) map[int]bool {
+		out := map[int]bool{}
+		for _, v := range vs {
+			a, err := gpu.UnmarshalAssignment(v.Annotations[kube.AnnotationAssignment])
+			if err != nil {
+				t.Fatal(err)
+			}
+			out[a.GPUs[0]/4] = true
+		}
+		return out
+	}
+	if len(byAge) != 4 || len(cliqueOf(byAge)) != 2 {
+		t.Fatalf("set-up: by age alone the victims are %d pods over cliques %v, want 4 over both", len(byAge), cliqueOf(byAge))
+	}
+	if len(victims) != 4 || len(cliqueOf(victims)) != 1 {
+		t.Errorf("victims: %d pods over cliques %v (%s), want 4 pods of one clique", len(victims), cliqueOf(victims), msg)
+	}
+}

@@ -111,7 +111,32 @@ func (pl *Gang) planPreemption(key gangcore.GroupKey, pod *v1.Pod) ([]*v1.Pod, s
 	// Pods being deleted are room being given back: the plan sees the
 	// cluster without them, so that no pod is evicted twice for one room.
 	sim := pl.newGroupSim(g, need, pods, members, nodes, false, terminating)
-	return planVictims(key, pl.groupPriority(key, pod), sim, nodes, tracker)
+	local := pl.newGroupSim(g, need, pods, members, nodes, false, terminating)
+	local.local = true
+	return planLocalVictims(key, pl.groupPriority(key, pod), sim, local, nodes, tracker)
+}
+
+// planLocalVictims is planVictims, preferring among equally cheap victim
+// sets (quota.NoCostlier) one that lets every multi-GPU member get GPUs of
+// one NVLink domain or NUMA node (local, the same simulation requiring it).
+func planLocalVictims(key gangcore.GroupKey, priority int32, sim, local *groupSim, nodes []fwk.NodeInfo, tracker *quota.Tracker) ([]*v1.Pod, string) {
+	victims, msg := planVictims(key, priority, sim, nodes, tracker)
+	if len(victims) == 0 {
+		return victims, msg
+	}
+	if lv, lmsg := planVictims(key, priority, local, nodes, tracker); len(lv) > 0 && quota.NoCostlier(usages(lv), usages(victims)) {
+		return lv, lmsg
+	}
+	return victims, msg
+}
+
+// usages are the pods' quota records, for comparing victim sets.
+func usages(pods []*v1.Pod) []quota.PodUsage {
+	out := make([]quota.PodUsage, len(pods))
+	for i, p := range pods {
+		out[i] = kube.QuotaUsage(p, p.Spec.NodeName)
+	}
+	return out
 }
 
 // terminating reports a pod being deleted.
