@@ -325,11 +325,11 @@ func TestPlanVictimsFreesLocalGPUs(t *testing.T) {
 	nodes := []fwk.NodeInfo{nodeInfo(h100Node("n1", "8"), pods...)}
 	members := []*v1.Pod{member("big", "g", 4)}
 	sim := newGroupSim(gangcore.Group{}, 1, members, sizes(members), nodes, false, terminating, twoCliques)
-	local := newGroupSim(gangcore.Group{}, 1, members, sizes(members), nodes, false, terminating, twoCliques)
+	local := *sim // as planPreemption does: the node states are shared
 	local.local = true
 
 	byAge, _ := planVictims(key, 10, sim, nodes, quota.NewTracker())
-	victims, msg := planLocalVictims(key, 10, sim, local, nodes, quota.NewTracker())
+	victims, msg := planLocalVictims(key, 10, sim, &local, nodes, quota.NewTracker())
 	cliqueOf := func(vs []*v1.Pod) map[int]bool {
 		out := map[int]bool{}
 		for _, v := range vs {

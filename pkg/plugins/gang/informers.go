@@ -122,11 +122,12 @@ func (pl *Gang) watchFinishedMembers(ctx context.Context, cs kubernetes.Interfac
 // finished (then the finished-members informer has it, or soon will, and
 // the member stays).
 func (pl *Gang) podGone(logger klog.Logger, obj any) {
-	if pod, ok := kube.PodOf(obj); ok && pod.Spec.NodeName != "" {
+	pod, ok := kube.PodOf(obj)
+	if ok && pod.Spec.NodeName != "" {
 		// A bound pod left, member or not: its room is free.
 		pl.roomChanged(logger)
 	}
-	if pod, ok := kube.PodOf(obj); ok && pl.finished != nil {
+	if ok && pl.finished != nil {
 		if cur, exists, err := pl.finished.Get(pod); err == nil && exists && cur.(*v1.Pod).UID == pod.UID {
 			return
 		}

@@ -111,9 +111,11 @@ func (pl *Gang) planPreemption(key gangcore.GroupKey, pod *v1.Pod) ([]*v1.Pod, s
 	// Pods being deleted are room being given back: the plan sees the
 	// cluster without them, so that no pod is evicted twice for one room.
 	sim := pl.newGroupSim(g, need, pods, members, nodes, false, terminating)
-	local := pl.newGroupSim(g, need, pods, members, nodes, false, terminating)
+	// The same simulation requiring local GPUs: it shares the derived node
+	// states (runs undo what they assume), so nothing is derived twice.
+	local := *sim
 	local.local = true
-	return planLocalVictims(key, pl.groupPriority(key, pod), sim, local, nodes, tracker)
+	return planLocalVictims(key, pl.groupPriority(key, pod), sim, &local, nodes, tracker)
 }
 
 // planLocalVictims is planVictims, preferring among equally cheap victim
