@@ -15,7 +15,7 @@ LDFLAGS  := -X k8s.io/component-base/version.gitVersion=$(VERSION) \
 CONTROLLER_GEN := $(GO) run sigs.k8s.io/controller-tools/cmd/controller-gen@v0.23.0
 TEST_TIMEOUT   ?= 30m
 
-.PHONY: all help build test test-gpu unit lint demo bench bench-smoke manifests verify clean cc
+.PHONY: all help build test test-gpu unit lint demo demo-real e2e e2e-bin e2e-host bench bench-smoke manifests verify clean cc
 
 # make bench: BENCH_SCALE=performance (the default; sizes that fit a 2-core
 # machine in about 15 minutes) or large (more nodes and pods; much longer).
@@ -67,12 +67,35 @@ lint: ## gofmt and go vet.
 	  if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 	$(GO) vet -tags gpu ./test/integration/agent
+	$(GO) vet -tags e2e ./test/e2e
 
 # Needs an NVIDIA GPU and driver, so it is not part of `make test` (CI has
 # no GPU); `make lint` type-checks it there.
 test-gpu: cc ## On a GPU node: tessera-agent against the real GPU (discovery vs nvidia-smi, publishing, scheduling by UUID).
 	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN)/tessera-agent ./cmd/tessera-agent
 	TESSERA_AGENT=$(BIN)/tessera-agent $(GO) test -count=1 -tags gpu -run '^TestRealGPU$$' -v ./test/integration/agent
+
+# Real nodes (pkg/realcluster): the kubelet, kube-proxy and the control plane
+# are built from the k8s.io/kubernetes module the scheduler is built from (go.mod
+# lists them as tools), with its version stamped in; containerd, runc,
+# iptables, the CNI plugins and a static busybox come from Debian.
+K8S_VERSION  := $(shell $(GO) list -m -f '{{.Version}}' k8s.io/kubernetes 2>/dev/null)
+K8S_LDFLAGS  := -X k8s.io/component-base/version.gitVersion=$(K8S_VERSION) -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=$(word 2,$(subst ., ,$(K8S_VERSION)))
+E2E_PACKAGES := containerd runc iptables containernetworking-plugins busybox-static
+E2E_TIMEOUT  ?= 20m
+
+e2e-bin: build ## Build kube-apiserver, kube-controller-manager, kube-proxy and kubelet into ./bin (from k8s.io/kubernetes).
+	$(GO) build -ldflags "$(K8S_LDFLAGS)" -o $(BIN)/ k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager k8s.io/kubernetes/cmd/kube-proxy k8s.io/kubernetes/cmd/kubelet
+
+# Installs what real nodes need from Debian if it is missing (root only).
+e2e-host:
+	@missing=""; for p in $(E2E_PACKAGES); do dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'install ok installed' || missing="$$missing $$p"; done; 	  if [ -n "$$missing" ]; then 	    if [ "$$(id -u)" != 0 ]; then echo "real nodes need root and these Debian packages:$$missing" >&2; exit 1; fi; 	    echo "installing from Debian for real nodes:$$missing"; 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; 	  fi
+
+e2e: e2e-host e2e-bin ## End-to-end on real nodes (root): kubelets + containerd + runc, Tessera deployed from manifests/, pods that run, leader failover.
+	TESSERA_E2E_BIN=$(BIN) $(GO) test -tags e2e -count=1 -timeout $(E2E_TIMEOUT) -v ./test/e2e
+
+demo-real: e2e-host e2e-bin ## The playground on real nodes (root): Tessera deployed from manifests/ onto 3 kubelets; pods that run.
+	$(BIN)/tessera playground --real-nodes 3
 
 demo: ## Run the playground: real control plane + scheduler on a simulated GPU cluster.
 	$(GO) build -o $(BIN)/tessera ./cmd/tessera

@@ -5,10 +5,10 @@ package manifests
 
 import "embed"
 
-// FS holds crds/ (the generated CRDs and the kustomization that patches in
-// their validation rules) and the scheduler configurations of base/
-// (secondary scheduler) and default-scheduler/ (replacement default
-// scheduler).
+// FS holds every kustomization a cluster is deployed from: crds/ (the
+// generated CRDs and the kustomization that patches in their validation
+// rules), base/ (Tessera as a secondary scheduler), default-scheduler/
+// (the replacement default scheduler) and agent/ (tessera-agent).
 //
-//go:embed crds/*.yaml base/scheduler-config.yaml default-scheduler/scheduler-config.yaml
+//go:embed crds/*.yaml base/*.yaml default-scheduler/*.yaml agent/*.yaml
 var FS embed.FS

@@ -1,0 +1,353 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	v1 "k8s.io/api/core/v1"
+	eventsv1 "k8s.io/api/events/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/util/wait"
+
+	"github.com/tessera-sched/tessera/manifests/render"
+	"github.com/tessera-sched/tessera/pkg/gpu"
+	"github.com/tessera-sched/tessera/pkg/localcluster"
+)
+
+const (
+	tesseraNS  = "tessera-system"
+	tesseraApp = "app.kubernetes.io/name=tessera-scheduler"
+)
+
+// localImages points the manifests at the images imported into the nodes,
+// the one change a user makes (kustomize's images: field) when deploying
+// from their own registry.
+var localImages = []render.Image{{Name: "ghcr.io/tessera-sched/tessera-scheduler", NewName: "tessera.local/tessera-scheduler", NewTag: "dev"}}
+
+// TestTesseraOnRealNodes deploys manifests/base as a user does, schedules
+// pods that then run, fails the leader over, and switches to
+// manifests/default-scheduler. The stages run in order and stop at the
+// first failure: each stands on the one before.
+func TestTesseraOnRealNodes(t *testing.T) {
+	stages := []struct {
+		name string
+		run  func(t *testing.T)
+	}{
+		{"deploy manifests/base", deployBase},
+		{"pods bound by tessera-scheduler run to completion", podsRun},
+		{"leader failover", leaderFailover},
+		{"manifests/default-scheduler replaces the default scheduler", defaultScheduler},
+	}
+	for _, s := range stages {
+		if !t.Run(s.name, s.run) {
+			t.Fatalf("stage %q failed; later stages depend on it", s.name)
+		}
+	}
+}
+
+func apply(t *testing.T, dir string) {
+	t.Helper()
+	data, err := render.Kustomization(dir, localImages)
+	if err != nil {
+		t.Fatal(err)
+	}
+	objs, err := localcluster.DecodeYAML(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := localcluster.Apply(context.Background(), cluster.Config, objs, false); err != nil {
+		t.Fatalf("applying manifests/%s: %v", dir, err)
+	}
+}
+
+func deployBase(t *testing.T) {
+	start := time.Now()
+	apply(t, "base")
+	d := waitRollout(t, 3*time.Minute)
+	holder := waitLeader(t, "", time.Minute)
+	pods := schedulerPods(t)
+	var where []string
+	for _, p := range pods {
+		where = append(where, fmt.Sprintf("%s on %s", p.Name, p.Spec.NodeName))
+	}
+	t.Logf("Deployment %s: %d/%d replicas available after %.1fs (%s); leader %s",
+		d.Name, d.Status.AvailableReplicas, *d.Spec.Replicas, time.Since(start).Seconds(), strings.Join(where, ", "), holder)
+}
+
+func podsRun(t *testing.T) {
+	ns := "e2e-tessera"
+	createNamespace(t, ns)
+	ctx := context.Background()
+	leader := waitLeader(t, "", time.Minute)
+
+	plain := busyboxPod(ns, "exit-3", "tessera-scheduler", "echo scheduled by tessera; exit 3")
+	gpuPod := busyboxPod(ns, "two-gpus", "tessera-scheduler", "echo got two simulated GPUs")
+	gpuPod.Spec.Containers[0].Resources.Limits = v1.ResourceList{"nvidia.com/gpu": mustQuantity("2")}
+	for _, p := range []*v1.Pod{plain, gpuPod} {
+		if _, err := cluster.Client.CoreV1().Pods(ns).Create(ctx, p, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got := waitTerminated(t, ns, plain.Name, 2*time.Minute)
+	if code, ok := exitCode(got); !ok || code != 3 {
+		t.Fatalf("pod %s: exit code %d (terminated: %v), want 3", plain.Name, code, ok)
+	}
+	expectScheduledBy(t, ns, plain.Name, "tessera-scheduler", leader)
+	plainNode := got.Spec.NodeName
+
+	got = waitTerminated(t, ns, gpuPod.Name, 2*time.Minute)
+	if got.Status.Phase != v1.PodSucceeded || got.Spec.NodeName != gpuNode {
+		t.Fatalf("GPU pod %s: %s, want Succeeded on %s", gpuPod.Name, describePod(got), gpuNode)
+	}
+	a, err := gpu.UnmarshalAssignment(got.Annotations[gpu.AnnotationAssignment])
+	if err != nil {
+		t.Fatalf("GPU pod %s has no valid device assignment: %v", gpuPod.Name, err)
+	}
+	expectScheduledBy(t, ns, gpuPod.Name, "tessera-scheduler", leader)
+	t.Logf("pod %s exited 3 on %s; pod %s ran on %s with devices %s", plain.Name, plainNode, gpuPod.Name, got.Spec.NodeName, a.Describe())
+}
+
+func leaderFailover(t *testing.T) {
+	ns := "e2e-failover"
+	createNamespace(t, ns)
+	ctx := context.Background()
+	before := waitLeader(t, "", time.Minute)
+	leaderPod := podOfHolder(before)
+
+	first := busyboxPod(ns, "before-failover", "tessera-scheduler", "sleep 3600")
+	if _, err := cluster.Client.CoreV1().Pods(ns).Create(ctx, first, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	firstNode := waitBound(t, ns, first.Name, time.Minute)
+
+	var survivor string
+	for _, p := range schedulerPods(t) {
+		if p.Name != leaderPod {
+			survivor = p.Name
+		}
+	}
+	start := time.Now()
+	if err := cluster.Client.CoreV1().Pods(tesseraNS).Delete(ctx, leaderPod, metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	after := waitLeader(t, leaderPod, 90*time.Second)
+	took := time.Since(start)
+
+	second := busyboxPod(ns, "after-failover", "tessera-scheduler", "echo bound by the new leader")
+	if _, err := cluster.Client.CoreV1().Pods(ns).Create(ctx, second, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	got := waitTerminated(t, ns, second.Name, 2*time.Minute)
+	if got.Status.Phase != v1.PodSucceeded {
+		t.Fatalf("pod %s: %s", second.Name, describePod(got))
+	}
+	expectScheduledBy(t, ns, second.Name, "tessera-scheduler", after)
+
+	// Nothing was bound twice: the pod bound before the failover is where
+	// it was, and every pod has exactly one Scheduled event.
+	p, err := cluster.Client.CoreV1().Pods(ns).Get(ctx, first.Name, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Spec.NodeName != firstNode {
+		t.Fatalf("pod %s moved from %s to %s", first.Name, firstNode, p.Spec.NodeName)
+	}
+	for _, name := range []string{first.Name, second.Name} {
+		if n := len(scheduledEvents(t, ns, name)); n != 1 {
+			t.Fatalf("pod %s has %d Scheduled events, want 1", name, n)
+		}
+	}
+	waitRollout(t, 3*time.Minute)
+	who := "the other replica"
+	if podOfHolder(after) != survivor {
+		who = "the deleted leader's replacement"
+	}
+	t.Logf("leader %s deleted; %s (%s) took the lease after %.1fs and bound %s", leaderPod, who, podOfHolder(after), took.Seconds(), second.Name)
+}
+
+func defaultScheduler(t *testing.T) {
+	start := time.Now()
+	apply(t, "default-scheduler")
+	// The rollout's new pods are placed by the cluster's own default
+	// scheduler, which is then stopped, as the manifest's comment tells
+	// users to do.
+	waitRollout(t, 3*time.Minute)
+	cluster.StopDefaultScheduler()
+	leader := waitLeader(t, "", time.Minute)
+	t.Logf("default-scheduler rollout done in %.1fs; leader %s; stock default scheduler stopped", time.Since(start).Seconds(), leader)
+
+	ns := "e2e-default"
+	createNamespace(t, ns)
+	ctx := context.Background()
+	pod := busyboxPod(ns, "no-scheduler-name", "", "echo placed by tessera as the default scheduler")
+	if _, err := cluster.Client.CoreV1().Pods(ns).Create(ctx, pod, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	got := waitTerminated(t, ns, pod.Name, 2*time.Minute)
+	if got.Status.Phase != v1.PodSucceeded {
+		t.Fatalf("pod %s: %s", pod.Name, describePod(got))
+	}
+	expectScheduledBy(t, ns, pod.Name, "default-scheduler", leader)
+
+	// Tessera now places its own replicas: delete the one that does not
+	// lead; the leader schedules its replacement.
+	var follower string
+	for _, p := range schedulerPods(t) {
+		if p.Name != podOfHolder(leader) {
+			follower = p.Name
+		}
+	}
+	if follower == "" {
+		t.Fatal("no second scheduler replica")
+	}
+	if err := cluster.Client.CoreV1().Pods(tesseraNS).Delete(ctx, follower, metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	d := waitRollout(t, 3*time.Minute)
+	for _, p := range schedulerPods(t) {
+		if p.Name != podOfHolder(leader) {
+			expectScheduledBy(t, tesseraNS, p.Name, "default-scheduler", leader)
+		}
+	}
+	t.Logf("replica %s replaced; %d/%d available, the new one placed by the leader", follower, d.Status.AvailableReplicas, *d.Spec.Replicas)
+}
+
+// waitRollout waits until the scheduler Deployment has all its replicas
+// updated and available, and no old pod is left.
+func waitRollout(t *testing.T, timeout time.Duration) *appsv1.Deployment {
+	t.Helper()
+	var d *appsv1.Deployment
+	err := wait.PollUntilContextTimeout(context.Background(), 500*time.Millisecond, timeout, true, func(ctx context.Context) (bool, error) {
+		got, err := cluster.Client.AppsV1().Deployments(tesseraNS).Get(ctx, "tessera-scheduler", metav1.GetOptions{})
+		if err != nil {
+			return false, nil
+		}
+		d = got
+		want := *got.Spec.Replicas
+		s := got.Status
+		if s.ObservedGeneration < got.Generation || s.UpdatedReplicas != want || s.AvailableReplicas != want || s.Replicas != want {
+			return false, nil
+		}
+		// Old pods still terminating count in no status field: wait for
+		// exactly want scheduler pods.
+		return len(schedulerPods(t)) == int(want), nil
+	})
+	if err != nil {
+		var pods []string
+		for _, p := range schedulerPods(t) {
+			pods = append(pods, p.Name+": "+describePod(&p))
+		}
+		t.Fatalf("scheduler Deployment not rolled out in %s: status %+v; pods: %s", timeout, d.Status, strings.Join(pods, " | "))
+	}
+	return d
+}
+
+func schedulerPods(t *testing.T) []v1.Pod {
+	t.Helper()
+	list, err := cluster.Client.CoreV1().Pods(tesseraNS).List(context.Background(), metav1.ListOptions{LabelSelector: tesseraApp})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pods []v1.Pod
+	for _, p := range list.Items {
+		if p.DeletionTimestamp == nil {
+			pods = append(pods, p)
+		}
+	}
+	return pods
+}
+
+// waitLeader waits until the scheduler's Lease is held by a live pod other
+// than notPod, and returns the holder identity (<pod name>_<uuid>).
+func waitLeader(t *testing.T, notPod string, timeout time.Duration) string {
+	t.Helper()
+	var holder string
+	err := wait.PollUntilContextTimeout(context.Background(), 250*time.Millisecond, timeout, true, func(ctx context.Context) (bool, error) {
+		lease, err := cluster.Client.CoordinationV1().Leases(tesseraNS).Get(ctx, "tessera-scheduler", metav1.GetOptions{})
+		if err != nil || lease.Spec.HolderIdentity == nil || *lease.Spec.HolderIdentity == "" {
+			return false, nil
+		}
+		holder = *lease.Spec.HolderIdentity
+		pod := podOfHolder(holder)
+		if pod == notPod {
+			return false, nil
+		}
+		for _, p := range schedulerPods(t) {
+			if p.Name == pod {
+				return true, nil
+			}
+		}
+		return false, nil
+	})
+	if err != nil {
+		t.Fatalf("no scheduler pod other than %q holds the lease after %s (holder %q)", notPod, timeout, holder)
+	}
+	return holder
+}
+
+// podOfHolder is the pod name in a kube-scheduler lease holder identity,
+// which is the host name (in a pod, the pod's name), "_" and a UUID.
+func podOfHolder(holder string) string {
+	name, _, _ := strings.Cut(holder, "_")
+	return name
+}
+
+func waitBound(t *testing.T, ns, name string, timeout time.Duration) string {
+	t.Helper()
+	var node string
+	err := wait.PollUntilContextTimeout(context.Background(), 250*time.Millisecond, timeout, true, func(ctx context.Context) (bool, error) {
+		p, err := cluster.Client.CoreV1().Pods(ns).Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			return false, nil
+		}
+		node = p.Spec.NodeName
+		return node != "", nil
+	})
+	if err != nil {
+		t.Fatalf("pod %s/%s not bound in %s", ns, name, timeout)
+	}
+	return node
+}
+
+func scheduledEvents(t *testing.T, ns, pod string) []eventsv1.Event {
+	t.Helper()
+	list, err := cluster.Client.EventsV1().Events(ns).List(context.Background(), metav1.ListOptions{
+		FieldSelector: fields.AndSelectors(fields.OneTermEqualSelector("regarding.name", pod), fields.OneTermEqualSelector("reason", "Scheduled")).String(),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return list.Items
+}
+
+// expectScheduledBy checks that the pod's Scheduled event was reported by
+// the given profile of the scheduler instance holder (the leader): the
+// events library names the instance <profile>-<host name>.
+func expectScheduledBy(t *testing.T, ns, pod, profile, holder string) {
+	t.Helper()
+	var events []eventsv1.Event
+	_ = wait.PollUntilContextTimeout(context.Background(), 250*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
+		events = scheduledEvents(t, ns, pod)
+		return len(events) > 0, nil
+	})
+	if len(events) != 1 {
+		t.Fatalf("pod %s/%s: %d Scheduled events, want 1", ns, pod, len(events))
+	}
+	e := events[0]
+	if e.ReportingController != profile || e.ReportingInstance != profile+"-"+podOfHolder(holder) {
+		t.Fatalf("pod %s/%s was scheduled by %s/%s, want profile %s of %s: %s", ns, pod, e.ReportingController, e.ReportingInstance, profile, podOfHolder(holder), e.Note)
+	}
+}
+
+func mustJSON(v any) string {
+	data, _ := json.Marshal(v)
+	return string(data)
+}
