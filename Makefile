@@ -67,7 +67,7 @@ lint: ## gofmt and go vet.
 	  if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 	$(GO) vet -tags gpu ./test/integration/agent
-	$(GO) vet -tags e2e ./test/e2e
+	$(GO) vet -tags e2e ./test/e2e ./pkg/playground
 
 # Needs an NVIDIA GPU and driver, so it is not part of `make test` (CI has
 # no GPU); `make lint` type-checks it there.
@@ -93,6 +93,7 @@ e2e-host:
 
 e2e: e2e-host e2e-bin ## End-to-end on real nodes (root): kubelets + containerd + runc, Tessera deployed from manifests/, pods that run, leader failover.
 	TESSERA_E2E_BIN=$(BIN) $(GO) test -tags e2e -count=1 -timeout $(E2E_TIMEOUT) -v ./test/e2e
+	TESSERA_E2E_BIN=$(BIN) $(GO) test -tags e2e -count=1 -timeout $(E2E_TIMEOUT) -v -run '^TestRunReal$$' ./pkg/playground
 
 demo-real: e2e-host e2e-bin ## The playground on real nodes (root): Tessera deployed from manifests/ onto 3 kubelets; pods that run.
 	$(BIN)/tessera playground --real-nodes 3

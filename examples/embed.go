@@ -9,3 +9,10 @@ import "embed"
 //
 //go:embed playground/*.yaml
 var Playground embed.FS
+
+// PlaygroundReal holds the workload of the playground on real nodes
+// (`tessera playground --real-nodes`): pods that run and print the GPUs
+// they were assigned.
+//
+//go:embed playground-real/*.yaml
+var PlaygroundReal embed.FS

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"syscall"
 	"time"
 
@@ -36,6 +37,8 @@ func newRootCommand() *cobra.Command {
 
 func newPlaygroundCommand() *cobra.Command {
 	o := playground.Options{}
+	var realNodes int
+	var binDir string
 	cmd := &cobra.Command{
 		Use:   "playground",
 		Short: "Run the scheduler on a simulated GPU cluster in this process and show where pods go",
@@ -48,12 +51,33 @@ reason to wait, prints the placements and exits.
 
 With --keep it keeps running and writes a kubeconfig, so you can use kubectl
 against the playground (create your own pods with
-spec.schedulerName: tessera-scheduler) until you press Ctrl-C.`,
+spec.schedulerName: tessera-scheduler) until you press Ctrl-C.
+
+With --real-nodes N the nodes are real: N kubelets with containerd and runc on
+this machine (the last of two or more without GPUs, the others with four
+simulated H100s each), Tessera deployed onto them from manifests/base as pods,
+and a workload whose containers run and print the GPUs they were assigned.
+It needs root, containerd, runc, iptables, Debian's containernetworking-plugins
+and busybox-static, and kube-apiserver, kube-controller-manager, kube-proxy and
+kubelet in --bin-dir: "make demo-real" installs and builds all of them. When it
+stops, no process, mount, network namespace or bridge of it is left.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			o.Out = cmd.OutOrStdout()
+			if realNodes > 0 {
+				if binDir == "" {
+					exe, err := os.Executable()
+					if err != nil {
+						return err
+					}
+					binDir = filepath.Dir(exe)
+				}
+				return playground.RunReal(ctx, playground.RealOptions{
+					Out: o.Out, Nodes: realNodes, BinDir: binDir, Keep: o.Keep, Kubeconfig: o.Kubeconfig,
+				})
+			}
 			return playground.Run(ctx, o)
 		},
 	}
@@ -61,5 +85,7 @@ spec.schedulerName: tessera-scheduler) until you press Ctrl-C.`,
 	cmd.Flags().StringVar(&o.Kubeconfig, "kubeconfig", "tessera-playground.kubeconfig", "where --keep writes the kubeconfig")
 	cmd.Flags().StringVar(&o.Workload, "workload", "", "directory of YAML files to apply instead of the built-in example workload")
 	cmd.Flags().DurationVar(&o.SettleTimeout, "timeout", 90*time.Second, "how long to wait for pods to be placed")
+	cmd.Flags().IntVar(&realNodes, "real-nodes", 0, "run on this many real nodes (kubelets with containerd and runc, as root) instead of simulated ones")
+	cmd.Flags().StringVar(&binDir, "bin-dir", "", "with --real-nodes: where kube-apiserver, kube-controller-manager, kube-proxy, kubelet, tessera-scheduler and tessera-pause are (default: the directory of this program)")
 	return cmd
 }

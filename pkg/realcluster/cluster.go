@@ -113,6 +113,7 @@ type Cluster struct {
 	nodes     []*node
 
 	netnsBefore map[string]bool
+	before      hostState
 	ipForward   string
 }
 
@@ -142,7 +143,7 @@ func Start(ctx context.Context, opts Options) (c *Cluster, err error) {
 	if err != nil {
 		return nil, err
 	}
-	c = &Cluster{Host: host, dir: dir, bin: opts.BinDir, progress: opts.Progress, netnsBefore: netnsNames()}
+	c = &Cluster{Host: host, dir: dir, bin: opts.BinDir, progress: opts.Progress, netnsBefore: netnsNames(), before: snapshotHost()}
 	if c.progress == nil {
 		c.progress = io.Discard
 	}

@@ -32,6 +32,7 @@ var hostTools = []struct{ name, pkg string }{
 	{"runc", "runc"},
 	{"iptables", "iptables"},
 	{"mount", "mount"},
+	{"ip", "iproute2"},
 }
 
 // CNIBinDir is where Debian's containernetworking-plugins installs the
@@ -71,6 +72,9 @@ func CheckHost() (*Host, error) {
 		if _, err := os.Stat("/sys/fs/cgroup/memory"); err != nil {
 			problems = append(problems, "cgroup v1 hierarchy without a memory controller at /sys/fs/cgroup/memory")
 		}
+	}
+	if br := bridges(); len(br) > 0 {
+		problems = append(problems, fmt.Sprintf("another real-node cluster is running or was not stopped (bridge %s exists; its node ports and pod subnets would collide): stop it, or delete the bridge with `ip link delete %s`", br[0], br[0]))
 	}
 	ip, err := hostIP()
 	if err != nil {

@@ -193,11 +193,21 @@ var lddLine = regexp.MustCompile(`(?:=>\s*)?(/\S+)\s+\(0x`)
 
 // sharedLibraries lists the shared libraries (and the dynamic loader) that
 // a dynamically linked program needs, by their paths on this machine; a
-// static program needs none.
+// static program, or a file that is no program, needs none.
 func sharedLibraries(program string) ([]string, error) {
+	magic := make([]byte, len(elf.ELFMAG))
+	raw, err := os.Open(program)
+	if err != nil {
+		return nil, err
+	}
+	_, err = io.ReadFull(raw, magic)
+	raw.Close()
+	if err != nil || string(magic) != elf.ELFMAG {
+		return nil, nil
+	}
 	f, err := elf.Open(program)
 	if err != nil {
-		return nil, fmt.Errorf("%s: not an ELF program: %w", program, err)
+		return nil, err
 	}
 	dynamic := false
 	for _, p := range f.Progs {

@@ -68,6 +68,9 @@ oom_score = 0
 [metrics]
   address = ""
 
+[plugins."io.containerd.internal.v1.opt"]
+  path = %q
+
 [plugins."io.containerd.grpc.v1.cri"]
   sandbox_image = %q
   restrict_oom_score_adj = true
@@ -90,6 +93,7 @@ oom_score = 0
 		filepath.Join(n.dir, "containerd", "state"),
 		n.socket,
 		n.socket+".ttrpc",
+		filepath.Join(n.dir, "containerd", "opt"),
 		PauseImage,
 		h.Tools["runc"],
 		n.runcRoot(),

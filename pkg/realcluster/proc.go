@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -33,6 +34,7 @@ func (c *Cluster) spawn(name, bin string, args ...string) (*process, error) {
 		return nil, err
 	}
 	cmd := exec.Command(bin, args...)
+	cmd.Env = childEnv()
 	cmd.Stdout, cmd.Stderr = f, f
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
@@ -49,6 +51,20 @@ func (c *Cluster) spawn(name, bin string, args ...string) (*process, error) {
 	c.procs = append(c.procs, p)
 	c.mu.Unlock()
 	return p, nil
+}
+
+// childEnv is this process's environment with the sbin directories on
+// PATH: the kubelet, kube-proxy and the CNI plugins run iptables, mount and
+// ip, which a non-login root shell may lack on its PATH.
+func childEnv() []string {
+	env := os.Environ()
+	path := os.Getenv("PATH")
+	for _, dir := range []string{"/usr/local/sbin", "/usr/sbin", "/sbin"} {
+		if !slices.Contains(filepath.SplitList(path), dir) {
+			path += string(filepath.ListSeparator) + dir
+		}
+	}
+	return append(env, "PATH="+path)
 }
 
 // exited reports whether the process has ended, and how.

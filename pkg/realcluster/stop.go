@@ -60,7 +60,9 @@ func (c *Cluster) Stop() error {
 	}
 	if c.proxy != nil {
 		stopped(c.proxy, 10*time.Second)
-		out, err := exec.Command(filepath.Join(c.bin, "kube-proxy"), "--cleanup", "--config="+filepath.Join(c.dir, "kube-proxy.yaml")).CombinedOutput()
+		cleanup := exec.Command(filepath.Join(c.bin, "kube-proxy"), "--cleanup", "--config="+filepath.Join(c.dir, "kube-proxy.yaml"))
+		cleanup.Env = childEnv()
+		out, err := cleanup.CombinedOutput()
 		if err != nil {
 			problems = append(problems, fmt.Sprintf("kube-proxy --cleanup: %v: %s", err, lastLine(string(out))))
 		}
@@ -92,9 +94,13 @@ func (c *Cluster) Stop() error {
 		}
 	}
 	for _, br := range bridges() {
-		if out, err := exec.Command("ip", "link", "delete", br).CombinedOutput(); err != nil {
+		ip, _ := lookTool("ip")
+		if out, err := exec.Command(orDefault(ip, "ip"), "link", "delete", br).CombinedOutput(); err != nil {
 			problems = append(problems, fmt.Sprintf("deleting bridge %s: %v: %s", br, err, lastLine(string(out))))
 		}
+	}
+	if c.dir != "" {
+		problems = append(problems, c.before.restore(c.dir)...)
 	}
 	if c.ipForward != "" {
 		_ = writeSysctl("net/ipv4/ip_forward", c.ipForward)
@@ -107,10 +113,12 @@ func (c *Cluster) Stop() error {
 	return nil
 }
 
-// Leftovers lists what of a stopped cluster under dir is still on the host:
-// processes (started from dir, or with their root file system in it),
-// mounts under dir, pod bridges and network namespaces that were not there
-// before it started. Empty after a clean Stop.
+// Leftovers lists what of a stopped cluster is still on the host:
+// processes (started from its directory, or with their root file system
+// in it), mounts under it, pod bridges, and what was not there before it
+// started: network namespaces, iptables chains and rules, container log
+// links and the kubelet's and containerd's fixed host directories. Empty
+// after a clean Stop.
 func (c *Cluster) Leftovers() []string {
 	var left []string
 	for _, pid := range processesUnder(c.dir) {
@@ -126,7 +134,7 @@ func (c *Cluster) Leftovers() []string {
 	for _, ns := range newNetns(c.netnsBefore) {
 		left = append(left, "network namespace "+ns)
 	}
-	return left
+	return append(left, c.before.leftovers(c.dir)...)
 }
 
 // killContainers kills and deletes the containers runc still runs for the

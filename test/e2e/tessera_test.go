@@ -15,6 +15,7 @@ import (
 	eventsv1 "k8s.io/api/events/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/wait"
 
 	"github.com/tessera-sched/tessera/manifests/render"
@@ -134,14 +135,22 @@ func leaderFailover(t *testing.T) {
 			survivor = p.Name
 		}
 	}
+	// With every node cordoned, the deleted leader's replacement cannot
+	// start: the surviving replica must take over, as when a leader's node
+	// dies. The test's own pod tolerates the cordon.
+	setUnschedulable(t, true)
 	start := time.Now()
 	if err := cluster.Client.CoreV1().Pods(tesseraNS).Delete(ctx, leaderPod, metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	after := waitLeader(t, leaderPod, 90*time.Second)
 	took := time.Since(start)
+	if podOfHolder(after) != survivor {
+		t.Fatalf("lease taken by %s, want the surviving replica %s", after, survivor)
+	}
 
 	second := busyboxPod(ns, "after-failover", "tessera-scheduler", "echo bound by the new leader")
+	second.Spec.Tolerations = []v1.Toleration{{Key: v1.TaintNodeUnschedulable, Operator: v1.TolerationOpExists, Effect: v1.TaintEffectNoSchedule}}
 	if _, err := cluster.Client.CoreV1().Pods(ns).Create(ctx, second, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
@@ -165,12 +174,9 @@ func leaderFailover(t *testing.T) {
 			t.Fatalf("pod %s has %d Scheduled events, want 1", name, n)
 		}
 	}
+	setUnschedulable(t, false)
 	waitRollout(t, 3*time.Minute)
-	who := "the other replica"
-	if podOfHolder(after) != survivor {
-		who = "the deleted leader's replacement"
-	}
-	t.Logf("leader %s deleted; %s (%s) took the lease after %.1fs and bound %s", leaderPod, who, podOfHolder(after), took.Seconds(), second.Name)
+	t.Logf("leader %s deleted with every node cordoned; the other replica %s took the lease after %.1fs and bound %s", leaderPod, survivor, took.Seconds(), second.Name)
 }
 
 func defaultScheduler(t *testing.T) {
@@ -218,6 +224,24 @@ func defaultScheduler(t *testing.T) {
 		}
 	}
 	t.Logf("replica %s replaced; %d/%d available, the new one placed by the leader", follower, d.Status.AvailableReplicas, *d.Spec.Replicas)
+}
+
+// setUnschedulable cordons (or uncordons) every node.
+func setUnschedulable(t *testing.T, on bool) {
+	t.Helper()
+	patch := fmt.Sprintf(`{"spec":{"unschedulable":%t}}`, on)
+	for _, n := range cluster.NodeNames() {
+		if _, err := cluster.Client.CoreV1().Nodes().Patch(context.Background(), n, types.MergePatchType, []byte(patch), metav1.PatchOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if on {
+		t.Cleanup(func() {
+			for _, n := range cluster.NodeNames() {
+				_, _ = cluster.Client.CoreV1().Nodes().Patch(context.Background(), n, types.MergePatchType, []byte(`{"spec":{"unschedulable":false}}`), metav1.PatchOptions{})
+			}
+		})
+	}
 }
 
 // waitRollout waits until the scheduler Deployment has all its replicas

@@ -1,0 +1,288 @@
+package playground
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	v1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
+
+	"github.com/tessera-sched/tessera/examples"
+	"github.com/tessera-sched/tessera/manifests/render"
+	"github.com/tessera-sched/tessera/pkg/gpu"
+	"github.com/tessera-sched/tessera/pkg/localcluster"
+	"github.com/tessera-sched/tessera/pkg/realcluster"
+)
+
+// RealOptions configure RunReal.
+type RealOptions struct {
+	// Out receives progress and the report.
+	Out io.Writer
+	// Nodes is how many real nodes to start (at least 1). All but the last
+	// have four simulated H100 GPUs; the last, when there are two or more,
+	// has none.
+	Nodes int
+	// BinDir holds kube-apiserver, kube-controller-manager, kube-proxy,
+	// kubelet (`make e2e-bin`), tessera-scheduler and tessera-pause.
+	BinDir string
+	// Keep leaves the cluster running until ctx ends, and writes a
+	// kubeconfig to Kubeconfig.
+	Keep       bool
+	Kubeconfig string
+	// Timeout bounds the wait for the workload's pods to finish.
+	Timeout time.Duration
+}
+
+// RealSchedulerImage is the image name the playground gives
+// bin/tessera-scheduler; manifests/base's image is replaced by it, the one
+// change a user makes to deploy from their own registry.
+const RealSchedulerImage = "tessera.local/tessera-scheduler:dev"
+
+// RunReal runs the playground on real nodes: a local cluster of real
+// kubelets (pkg/realcluster), Tessera deployed onto it from manifests/base,
+// and a workload whose pods really run, each printing the GPUs it was
+// assigned. It prints what runs where, and stops the cluster leaving
+// nothing behind.
+func RunReal(ctx context.Context, o RealOptions) (err error) {
+	if o.Out == nil {
+		o.Out = os.Stdout
+	}
+	if o.Nodes < 1 {
+		return fmt.Errorf("--real-nodes must be at least 1, got %d", o.Nodes)
+	}
+	if o.Timeout == 0 {
+		o.Timeout = 3 * time.Minute
+	}
+	dir, err := os.MkdirTemp("", "tessera-playground-real-")
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(o.Out, "Tessera playground on %d real nodes: kubelets, containerd and runc on this machine; component logs in %s\n", o.Nodes, filepath.Join(dir, "logs"))
+
+	var nodes []realcluster.NodeOptions
+	for i := 0; i < o.Nodes; i++ {
+		if i == o.Nodes-1 && o.Nodes > 1 {
+			nodes = append(nodes, realcluster.NodeOptions{Name: fmt.Sprintf("real-cpu-%d", i)})
+			continue
+		}
+		nodes = append(nodes, realcluster.NodeOptions{
+			Name: fmt.Sprintf("real-gpu-%d", i),
+			Labels: map[string]string{
+				"nvidia.com/gpu.present":  "true",
+				"nvidia.com/gpu.product":  "NVIDIA-H100-80GB-HBM3",
+				"nvidia.com/gpu.count":    "4",
+				"nvidia.com/gpu.memory":   "81559",
+				"nvidia.com/mig.strategy": "none",
+			},
+			Resources: v1.ResourceList{gpu.ResourceGPU: resource.MustParse("4")},
+		})
+	}
+	cluster, err := realcluster.Start(ctx, realcluster.Options{
+		Dir:    dir,
+		BinDir: o.BinDir,
+		Nodes:  nodes,
+		Images: []realcluster.Image{{
+			Ref:        RealSchedulerImage,
+			Files:      map[string]string{"/usr/local/bin/tessera-scheduler": filepath.Join(o.BinDir, "tessera-scheduler")},
+			Entrypoint: []string{"/usr/local/bin/tessera-scheduler"},
+			User:       "65532:65532",
+		}},
+		Progress: indent(o.Out),
+	})
+	if err != nil {
+		return fmt.Errorf("%w\n(component logs in %s)", err, filepath.Join(dir, "logs"))
+	}
+	defer func() {
+		fmt.Fprintln(o.Out, "\nStopping the cluster: kubelets, pods (through the CRI), runtimes, kube-proxy's rules, control plane.")
+		stopErr := cluster.Stop()
+		left := cluster.Leftovers()
+		switch {
+		case stopErr != nil:
+			err = fmt.Errorf("%v (component logs kept in %s)", stopErr, filepath.Join(dir, "logs"))
+		case len(left) > 0:
+			err = fmt.Errorf("left on this machine: %s (component logs kept in %s)", strings.Join(left, "; "), filepath.Join(dir, "logs"))
+		default:
+			os.RemoveAll(dir)
+			fmt.Fprintln(o.Out, "Stopped: no process, mount, network namespace or bridge of the playground is left.")
+		}
+	}()
+
+	p := &progress{out: o.Out}
+	var leader string
+	if err := p.step("Deploying Tessera: manifests/base with the image tessera.local/tessera-scheduler:dev", func() (string, error) {
+		data, err := render.Kustomization("base", []render.Image{{Name: "ghcr.io/tessera-sched/tessera-scheduler", NewName: "tessera.local/tessera-scheduler", NewTag: "dev"}})
+		if err != nil {
+			return "", err
+		}
+		objs, err := localcluster.DecodeYAML(data)
+		if err != nil {
+			return "", err
+		}
+		if err := localcluster.Apply(ctx, cluster.Config, objs, false); err != nil {
+			return "", err
+		}
+		leader, err = waitSchedulerReady(ctx, cluster, 3*time.Minute)
+		return "2 replicas ready, leader " + leader, err
+	}); err != nil {
+		return err
+	}
+
+	var names []string
+	if err := p.step("Applying the workload (examples/playground-real/workload.yaml)", func() (string, error) {
+		objs, err := readFiles(examples.PlaygroundReal, "playground-real/workload.yaml")
+		if err != nil {
+			return "", err
+		}
+		for _, obj := range objs {
+			if obj.GetKind() == "Pod" {
+				names = append(names, obj.GetName())
+			}
+		}
+		return fmt.Sprintf("%d pods in namespace demo", len(names)), localcluster.Apply(ctx, cluster.Config, objs, false)
+	}); err != nil {
+		return err
+	}
+	var pods []v1.Pod
+	if err := p.step("Waiting for the pods to run to completion", func() (string, error) {
+		var err error
+		pods, err = waitFinished(ctx, cluster, "demo", len(names), o.Timeout)
+		return "", err
+	}); err != nil {
+		return err
+	}
+	fmt.Fprintln(o.Out)
+	printRealReport(ctx, o.Out, cluster, pods)
+
+	if o.Keep {
+		path := orDefault(o.Kubeconfig, "tessera-playground.kubeconfig")
+		data, err := os.ReadFile(cluster.Kubeconfig)
+		if err != nil {
+			return err
+		}
+		if err := os.WriteFile(path, data, 0o600); err != nil {
+			return err
+		}
+		abs, _ := filepath.Abs(path)
+		fmt.Fprintf(o.Out, "\nThe cluster keeps running. Try:\n  kubectl --kubeconfig %s get pods -A -o wide\nPress Ctrl-C to stop.\n", abs)
+		<-ctx.Done()
+	}
+	return nil
+}
+
+// waitSchedulerReady waits for the scheduler Deployment to be available
+// and its Lease held, and returns the leading pod.
+func waitSchedulerReady(ctx context.Context, c *realcluster.Cluster, timeout time.Duration) (string, error) {
+	var leader string
+	err := wait.PollUntilContextTimeout(ctx, 500*time.Millisecond, timeout, true, func(ctx context.Context) (bool, error) {
+		d, err := c.Client.AppsV1().Deployments("tessera-system").Get(ctx, "tessera-scheduler", metav1.GetOptions{})
+		if err != nil || d.Spec.Replicas == nil || d.Status.AvailableReplicas != *d.Spec.Replicas {
+			return false, nil
+		}
+		lease, err := c.Client.CoordinationV1().Leases("tessera-system").Get(ctx, "tessera-scheduler", metav1.GetOptions{})
+		if err != nil || lease.Spec.HolderIdentity == nil || *lease.Spec.HolderIdentity == "" {
+			return false, nil
+		}
+		leader, _, _ = strings.Cut(*lease.Spec.HolderIdentity, "_")
+		return true, nil
+	})
+	if err != nil {
+		return "", fmt.Errorf("tessera-scheduler not ready with a leader after %s (see kubectl -n tessera-system get pods)", timeout)
+	}
+	return leader, nil
+}
+
+// waitFinished waits until want pods of ns have succeeded or failed.
+func waitFinished(ctx context.Context, c *realcluster.Cluster, ns string, want int, timeout time.Duration) ([]v1.Pod, error) {
+	var pods []v1.Pod
+	err := wait.PollUntilContextTimeout(ctx, 500*time.Millisecond, timeout, true, func(ctx context.Context) (bool, error) {
+		list, err := c.Client.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{})
+		if err != nil {
+			return false, nil
+		}
+		pods = list.Items
+		done := 0
+		for _, p := range pods {
+			if p.Status.Phase == v1.PodSucceeded || p.Status.Phase == v1.PodFailed {
+				done++
+			}
+		}
+		return done >= want, nil
+	})
+	if err != nil {
+		var states []string
+		for _, p := range pods {
+			states = append(states, p.Name+": "+podState(&p))
+		}
+		return pods, fmt.Errorf("not every pod finished in %s: %s", timeout, strings.Join(states, "; "))
+	}
+	return pods, nil
+}
+
+// printRealReport prints, per pod, where it ran, the devices it got, how it
+// ended and the first line it printed (fetched from the kubelet through the
+// API server, as kubectl logs does).
+func printRealReport(ctx context.Context, out io.Writer, c *realcluster.Cluster, pods []v1.Pod) {
+	sort.Slice(pods, func(i, j int) bool { return pods[i].Name < pods[j].Name })
+	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "POD\tNODE\tDEVICES\tEXIT\tLOG")
+	for _, p := range pods {
+		devices := "-"
+		if a, err := gpu.UnmarshalAssignment(p.Annotations[gpu.AnnotationAssignment]); err == nil && !a.IsZero() {
+			devices = a.Describe()
+		}
+		exit := string(p.Status.Phase)
+		for _, cs := range p.Status.ContainerStatuses {
+			if t := cs.State.Terminated; t != nil {
+				exit = fmt.Sprintf("%d", t.ExitCode)
+			}
+		}
+		logLine := "-"
+		if data, err := c.Client.CoreV1().Pods(p.Namespace).GetLogs(p.Name, &v1.PodLogOptions{}).DoRaw(ctx); err == nil {
+			logLine = firstLine(data)
+		} else {
+			logLine = "(logs: " + err.Error() + ")"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", p.Name, p.Spec.NodeName, devices, exit, logLine)
+	}
+	tw.Flush()
+}
+
+func firstLine(data []byte) string {
+	line, _, _ := bytes.Cut(bytes.TrimSpace(data), []byte("\n"))
+	s := string(line)
+	if len(s) > 120 {
+		s = s[:117] + "..."
+	}
+	return s
+}
+
+// indent prefixes each line written to w, for the cluster's progress lines
+// under the playground's own.
+func indent(w io.Writer) io.Writer { return &prefixWriter{w: w, prefix: "    "} }
+
+type prefixWriter struct {
+	w      io.Writer
+	prefix string
+}
+
+func (p *prefixWriter) Write(b []byte) (int, error) {
+	for _, line := range strings.SplitAfter(string(b), "\n") {
+		if line == "" {
+			continue
+		}
+		if _, err := io.WriteString(p.w, p.prefix+line); err != nil {
+			return 0, err
+		}
+	}
+	return len(b), nil
+}
