@@ -67,7 +67,11 @@ func RunReal(ctx context.Context, o RealOptions) (err error) {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(o.Out, "Tessera playground on %d real nodes: kubelets, containerd and runc on this machine; component logs in %s\n", o.Nodes, filepath.Join(dir, "logs"))
+	noun := "nodes"
+	if o.Nodes == 1 {
+		noun = "node"
+	}
+	fmt.Fprintf(o.Out, "Tessera playground on %d real %s: kubelets, containerd and runc on this machine; component logs in %s\n", o.Nodes, noun, filepath.Join(dir, "logs"))
 
 	var nodes []realcluster.NodeOptions
 	for i := 0; i < o.Nodes; i++ {
@@ -100,6 +104,11 @@ func RunReal(ctx context.Context, o RealOptions) (err error) {
 		Progress: indent(o.Out),
 	})
 	if err != nil {
+		if _, statErr := os.Stat(filepath.Join(dir, "logs")); statErr != nil {
+			// Refused before anything started (host requirements, binaries).
+			os.RemoveAll(dir)
+			return err
+		}
 		return fmt.Errorf("%w\n(component logs in %s)", err, filepath.Join(dir, "logs"))
 	}
 	defer func() {
