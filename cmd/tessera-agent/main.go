@@ -16,10 +16,13 @@ import (
 	"github.com/NVIDIA/go-nvml/pkg/nvml"
 	"github.com/spf13/cobra"
 	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/component-base/version"
 	"k8s.io/klog/v2"
+
+	"github.com/tessera-sched/tessera/pkg/agent/simulated"
 )
 
 func main() {
@@ -39,6 +42,9 @@ type deps struct {
 	newNVML func(path string) nvml.Interface
 	// newClient returns a client for the API server.
 	newClient func(kubeconfig string) (dynamic.Interface, error)
+	// newKubeClient returns a typed client, for the device plugin's pods
+	// and Events.
+	newKubeClient func(kubeconfig string) (kubernetes.Interface, error)
 	// hostname names the node for --print when no node name is given.
 	hostname func() (string, error)
 	// now is the time --print records as status.lastChecked.
@@ -53,14 +59,32 @@ func defaultDeps() deps {
 			}
 			return nvml.New(nvml.WithLibraryPath(path))
 		},
-		newClient: newDynamicClient,
-		hostname:  os.Hostname,
-		now:       time.Now,
+		newClient:     newDynamicClient,
+		newKubeClient: newKubeClient,
+		hostname:      os.Hostname,
+		now:           time.Now,
 	}
 }
 
 // newDynamicClient connects with the given kubeconfig, or in-cluster.
 func newDynamicClient(kubeconfig string) (dynamic.Interface, error) {
+	cfg, err := restConfig(kubeconfig)
+	if err != nil {
+		return nil, err
+	}
+	return dynamic.NewForConfig(cfg)
+}
+
+// newKubeClient is newDynamicClient's typed twin.
+func newKubeClient(kubeconfig string) (kubernetes.Interface, error) {
+	cfg, err := restConfig(kubeconfig)
+	if err != nil {
+		return nil, err
+	}
+	return kubernetes.NewForConfig(cfg)
+}
+
+func restConfig(kubeconfig string) (*rest.Config, error) {
 	var cfg *rest.Config
 	var err error
 	if kubeconfig == "" {
@@ -72,7 +96,7 @@ func newDynamicClient(kubeconfig string) (dynamic.Interface, error) {
 		return nil, fmt.Errorf("API server configuration: %w", err)
 	}
 	cfg.UserAgent = "tessera-agent/" + version.Get().GitVersion
-	return dynamic.NewForConfig(cfg)
+	return cfg, nil
 }
 
 const longHelp = `tessera-agent discovers this node's NVIDIA GPUs through NVML and publishes
@@ -151,6 +175,13 @@ func newCommand(d deps) *cobra.Command {
 // --wait-for-driver); the caller shuts it down.
 func openNVML(ctx context.Context, o *options, d deps) (nvml.Interface, error) {
 	lib := d.newNVML(o.nvmlLibrary)
+	if o.simulate != "" {
+		var err error
+		if lib, err = simulated.New(o.simulate, o.nodeName); err != nil {
+			return nil, fmt.Errorf("--simulate: %w", err)
+		}
+		klog.FromContext(ctx).Info("Using simulated GPUs, not NVML", "system", o.simulate)
+	}
 	if err := initNVML(ctx, klog.FromContext(ctx), lib, o.waitForDriver); err != nil {
 		return nil, err
 	}

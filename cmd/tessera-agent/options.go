@@ -4,11 +4,13 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/spf13/pflag"
 
 	"github.com/tessera-sched/tessera/pkg/agent"
+	"github.com/tessera-sched/tessera/pkg/agent/simulated"
 )
 
 // options are tessera-agent's flags.
@@ -22,6 +24,10 @@ type options struct {
 	waitForDriver bool
 	hostRoot      string
 	nvmlLibrary   string
+	simulate      string
+	devicePlugin  bool
+	// devicePluginDir is the kubelet's device-plugin directory.
+	devicePluginDir string
 }
 
 // defaultInterval is how often the agent re-discovers the GPUs. A minute
@@ -48,6 +54,9 @@ func (o *options) addFlags(fs *pflag.FlagSet) {
 	fs.BoolVar(&o.waitForDriver, "wait-for-driver", false, "if NVML cannot be loaded (no driver yet), keep retrying with backoff instead of exiting")
 	fs.StringVar(&o.hostRoot, "host-root", o.hostRoot, "root of the host file system, under which sys/bus/pci/devices/<bus id>/numa_node is read when NVML cannot tell a GPU's NUMA node")
 	fs.StringVar(&o.nvmlLibrary, "nvml-library", "", "path of libnvidia-ml.so.1 (default: the dynamic linker's search path)")
+	fs.BoolVar(&o.devicePlugin, "device-plugin", false, "also serve nvidia.com/gpu to the kubelet as a device plugin (in place of NVIDIA's, which must not run on the node) that hands each pod exactly the GPUs in its tessera.dev/gpu-assignment and fails the admission of a container the kubelet gave other GPUs; needs the kubelet's device-plugin directory (--device-plugin-dir)")
+	fs.StringVar(&o.devicePluginDir, "device-plugin-dir", "/var/lib/kubelet/device-plugins", "the kubelet's device-plugin directory, where kubelet.sock is")
+	fs.StringVar(&o.simulate, "simulate", "", "use simulated GPUs instead of NVML, for playgrounds and tests on machines without GPUs: one of "+strings.Join(simulated.Systems(), ", ")+" (NVIDIA's NVML mocks, eight GPUs on one NVLink fabric and two NUMA nodes, UUIDs derived from the node name); never use on a GPU node")
 }
 
 // validate checks the flags that do not depend on the environment.

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"os"
 
 	"k8s.io/component-base/version"
@@ -42,6 +43,22 @@ func runPublish(ctx context.Context, o *options, d deps) error {
 			return agent.Discover(lib, discoverOpts)
 		},
 		Logger: logger,
+	}
+	if o.devicePlugin {
+		if o.once {
+			return fmt.Errorf("--device-plugin serves until stopped; it cannot be combined with --once")
+		}
+		spec, _, err := agent.Discover(lib, discoverOpts)
+		if err != nil {
+			return fmt.Errorf("--device-plugin: discovering the GPUs to serve: %w", err)
+		}
+		kube, err := d.newKubeClient(o.kubeconfig)
+		if err != nil {
+			return err
+		}
+		if err := startDevicePlugin(ctx, o, kube, spec); err != nil {
+			return err
+		}
 	}
 	logger.Info("Publishing this node's GPU topology", "node", o.nodeName, "interval", o.interval, "migLayout", layout)
 	if o.once {

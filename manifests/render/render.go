@@ -20,7 +20,7 @@ import (
 // manifests/crds` would, and returns the CRDs as multi-document YAML. The
 // generated files alone lack the CEL rules that the kustomization adds.
 func CRDs() ([]byte, error) {
-	return Kustomization("crds", nil)
+	return Kustomization("crds", Overlay{})
 }
 
 // Image replaces an image name in the rendered objects, as a
@@ -34,11 +34,25 @@ type Image struct {
 	NewName, NewTag string
 }
 
+// Patch is a kustomize patch (strategic merge or JSON 6902) of the objects
+// Target selects, as in a kustomization's patches: field.
+type Patch struct {
+	Target map[string]string
+	Patch  string
+}
+
+// Overlay is what a user's own kustomization on top of one of ours would
+// change: image names, and patches.
+type Overlay struct {
+	Images  []Image
+	Patches []Patch
+}
+
 // Kustomization renders the embedded kustomization dir (crds, base,
-// default-scheduler or agent) exactly as `kubectl apply -k manifests/<dir>`
-// would, with images replaced through an overlay whose only content is an
-// images: field, and returns the objects as multi-document YAML.
-func Kustomization(dir string, images []Image) ([]byte, error) {
+// default-scheduler, agent, agent-device-plugin) exactly as `kubectl apply
+// -k manifests/<dir>` would, through an overlay with o's images and patches
+// if o is not empty, and returns the objects as multi-document YAML.
+func Kustomization(dir string, o Overlay) ([]byte, error) {
 	mem := filesys.MakeFsInMemory()
 	err := fs.WalkDir(manifests.FS, ".", func(p string, d fs.DirEntry, err error) error {
 		if err != nil || d.IsDir() {
@@ -54,17 +68,26 @@ func Kustomization(dir string, images []Image) ([]byte, error) {
 		return nil, err
 	}
 	root := path.Join("/manifests", dir)
-	if len(images) > 0 {
+	if len(o.Images) > 0 || len(o.Patches) > 0 {
 		overlay := map[string]any{
 			"apiVersion": "kustomize.config.k8s.io/v1beta1",
 			"kind":       "Kustomization",
 			"resources":  []string{"../" + dir},
 		}
 		var list []map[string]string
-		for _, img := range images {
+		for _, img := range o.Images {
 			list = append(list, map[string]string{"name": img.Name, "newName": img.NewName, "newTag": img.NewTag})
 		}
-		overlay["images"] = list
+		if len(list) > 0 {
+			overlay["images"] = list
+		}
+		var patches []map[string]any
+		for _, p := range o.Patches {
+			patches = append(patches, map[string]any{"target": p.Target, "patch": p.Patch})
+		}
+		if len(patches) > 0 {
+			overlay["patches"] = patches
+		}
 		data, err := yaml.Marshal(overlay)
 		if err != nil {
 			return nil, err

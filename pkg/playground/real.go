@@ -129,7 +129,7 @@ func RunReal(ctx context.Context, o RealOptions) (err error) {
 	p := &progress{out: o.Out}
 	var leader string
 	if err := p.step("Deploying Tessera: manifests/base with the image tessera.local/tessera-scheduler:dev", func() (string, error) {
-		data, err := render.Kustomization("base", []render.Image{{Name: "ghcr.io/tessera-sched/tessera-scheduler", NewName: "tessera.local/tessera-scheduler", NewTag: "dev"}})
+		data, err := render.Kustomization("base", render.Overlay{Images: []render.Image{{Name: "ghcr.io/tessera-sched/tessera-scheduler", NewName: "tessera.local/tessera-scheduler", NewTag: "dev"}}})
 		if err != nil {
 			return "", err
 		}

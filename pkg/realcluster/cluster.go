@@ -38,6 +38,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
@@ -93,6 +94,8 @@ type Cluster struct {
 	Config *rest.Config
 	// Client is a clientset for Config.
 	Client kubernetes.Interface
+	// Dynamic is a dynamic client for Config (custom resources).
+	Dynamic dynamic.Interface
 	// Kubeconfig is the path of the admin kubeconfig, for kubectl.
 	Kubeconfig string
 
@@ -257,6 +260,9 @@ func (c *Cluster) startControlPlane(ctx context.Context) error {
 	if c.Client, err = kubernetes.NewForConfig(cfg); err != nil {
 		return err
 	}
+	if c.Dynamic, err = dynamic.NewForConfig(cfg); err != nil {
+		return err
+	}
 	if err := c.waitFor(ctx, c.apiserver, 60*time.Second, "kube-apiserver to be ready", func(ctx context.Context) (bool, error) {
 		body, err := c.Client.Discovery().RESTClient().Get().AbsPath("/readyz").DoRaw(ctx)
 		return err == nil && string(body) == "ok", nil
@@ -354,7 +360,11 @@ func (c *Cluster) startNode(ctx context.Context, i int, no NodeOptions, imagesTa
 	if err != nil {
 		return err
 	}
-	if n.containerd, err = c.spawn(no.Name+"-containerd", c.Host.Tools["containerd"], "--config", config); err != nil {
+	if err := c.startMountNamespace(n); err != nil {
+		return err
+	}
+	bin, args := c.inNode(n, c.Host.Tools["containerd"], "--config", config)
+	if n.containerd, err = c.spawn(no.Name+"-containerd", bin, args...); err != nil {
 		return err
 	}
 	if err := n.waitCRI(ctx); err != nil {
@@ -375,15 +385,16 @@ func (c *Cluster) startNode(ctx context.Context, i int, no NodeOptions, imagesTa
 	if err != nil {
 		return err
 	}
-	n.kubelet, err = c.spawn(no.Name+"-kubelet", filepath.Join(c.bin, "kubelet"),
+	// The kubelet's root directory is the default /var/lib/kubelet: in the
+	// node's mount namespace it is the node's own.
+	bin, args = c.inNode(n, filepath.Join(c.bin, "kubelet"),
 		"--config="+kubeletConfig,
 		"--kubeconfig="+kubeconfig,
-		"--root-dir="+filepath.Join(n.dir, "kubelet"),
-		"--cert-dir="+filepath.Join(n.dir, "kubelet", "pki"),
 		"--hostname-override="+no.Name,
 		"--node-ip="+c.Host.IP.String(),
 		"--v=2",
 	)
+	n.kubelet, err = c.spawn(no.Name+"-kubelet", bin, args...)
 	if err != nil {
 		return err
 	}

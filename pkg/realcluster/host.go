@@ -33,6 +33,8 @@ var hostTools = []struct{ name, pkg string }{
 	{"iptables", "iptables"},
 	{"mount", "mount"},
 	{"ip", "iproute2"},
+	{"unshare", "util-linux"},
+	{"nsenter", "util-linux"},
 }
 
 // CNIBinDir is where Debian's containernetworking-plugins installs the

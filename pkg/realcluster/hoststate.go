@@ -35,7 +35,9 @@ type iptablesTable struct {
 
 // fixedPaths are the host paths outside Options.Dir that a kubelet or
 // containerd creates.
-var fixedPaths = []string{"/var/log/containers", "/var/lib/kubelet", "/run/containerd", "/var/lib/cni", "/run/netns"}
+// They are also the mount points of each node's private copies (nodePaths),
+// created on the host if missing.
+var fixedPaths = []string{"/var/log/containers", "/var/log/pods", "/var/lib/kubelet", "/run/containerd", "/var/lib/cni", "/run/netns"}
 
 var iptablesTools = []string{"iptables", "ip6tables"}
 

@@ -24,14 +24,17 @@ const bridgePrefix = "tessera-br"
 // PodCIDR is the address range of all pods; node i gets 10.244.i.0/24.
 const PodCIDR = "10.244.0.0/16"
 
-// node is one real node: a containerd and a kubelet, each with its own
-// root directory, socket and ports, sharing the host's kernel and network
-// namespace with the other nodes (so one kube-proxy serves them all).
+// node is one real node: a containerd and a kubelet in the node's own
+// mount namespace (its own /var/lib/kubelet, /var/log/pods, /run/containerd,
+// ...), with its own socket and ports, sharing the host's kernel and
+// network namespace with the other nodes (so one kube-proxy serves them
+// all).
 type node struct {
 	name       string
 	index      int
 	dir        string
 	socket     string
+	mountns    *process
 	containerd *process
 	kubelet    *process
 }
@@ -81,8 +84,17 @@ oom_score = 0
     [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
       runtime_type = "io.containerd.runc.v2"
       [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
-        BinaryName = %q
-        Root = %q
+        BinaryName = %[7]q
+        Root = %[8]q
+        SystemdCgroup = false
+    # Stands in for the NVIDIA container runtime's handler, with plain runc
+    # and no GPUs, so that pods with runtimeClassName: nvidia (the GPU
+    # Operator's RuntimeClass, which tessera-agent's DaemonSet uses) run.
+    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.nvidia]
+      runtime_type = "io.containerd.runc.v2"
+      [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.nvidia.options]
+        BinaryName = %[7]q
+        Root = %[8]q
         SystemdCgroup = false
   [plugins."io.containerd.grpc.v1.cri".cni]
     bin_dir = %q
@@ -159,8 +171,9 @@ func (n *node) writeKubeletConfig(h *Host, caFile string) (string, error) {
 		"healthzBindAddress":     "127.0.0.1",
 		"readOnlyPort":           0,
 		"address":                h.IP.String(),
-		"podLogsDir":             filepath.Join(n.dir, "pod-logs"),
-		"volumePluginDir":        filepath.Join(n.dir, "volume-plugins"),
+		// The default would create a directory on the host, outside the
+		// node's mount namespace's private paths.
+		"volumePluginDir": "/var/lib/kubelet/volume-plugins",
 		"authentication": map[string]any{
 			"anonymous": map[string]any{"enabled": false},
 			"webhook":   map[string]any{"enabled": false},

@@ -57,6 +57,9 @@ func (c *Cluster) Stop() error {
 		if forced := n.killContainers(c.Host); len(forced) > 0 {
 			problems = append(problems, fmt.Sprintf("node %s: killed containers its runtime left running: %s", n.name, strings.Join(forced, ", ")))
 		}
+		// The last process of the node's mount namespace: its mounts go
+		// with it.
+		stopped(n.mountns, 5*time.Second)
 	}
 	if c.proxy != nil {
 		stopped(c.proxy, 10*time.Second)

@@ -18,9 +18,6 @@ import (
 	"testing"
 	"time"
 
-	v1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/api/resource"
-
 	"github.com/tessera-sched/tessera/pkg/realcluster"
 )
 
@@ -35,6 +32,7 @@ const (
 	gpuNode = "e2e-gpu-node"
 
 	schedulerImage = "tessera.local/tessera-scheduler:dev"
+	agentImage     = "tessera.local/tessera-agent:dev"
 )
 
 func TestMain(m *testing.M) {
@@ -66,23 +64,23 @@ func run(m *testing.M) int {
 			{Name: nodeA},
 			{Name: nodeB},
 			{
-				// Simulated GPUs: GPU Feature Discovery's labels and the
-				// device plugin's resource, with no device behind them.
-				Name: gpuNode,
-				Labels: map[string]string{
-					"nvidia.com/gpu.present":  "true",
-					"nvidia.com/gpu.product":  "NVIDIA-H100-80GB-HBM3",
-					"nvidia.com/gpu.count":    "4",
-					"nvidia.com/gpu.memory":   "81559",
-					"nvidia.com/mig.strategy": "none",
-				},
-				Resources: v1.ResourceList{"nvidia.com/gpu": resource.MustParse("4")},
+				// Simulated GPUs: the label GPU Feature Discovery puts on
+				// a GPU node (tessera-agent's DaemonSet selects it); the
+				// agent, started with --simulate, publishes the topology
+				// and serves nvidia.com/gpu as the device plugin.
+				Name:   gpuNode,
+				Labels: map[string]string{"nvidia.com/gpu.present": "true"},
 			},
 		},
 		Images: []realcluster.Image{{
 			Ref:        schedulerImage,
 			Files:      map[string]string{"/usr/local/bin/tessera-scheduler": filepath.Join(bin, "tessera-scheduler")},
 			Entrypoint: []string{"/usr/local/bin/tessera-scheduler"},
+			User:       "65532:65532",
+		}, {
+			Ref:        agentImage,
+			Files:      map[string]string{"/usr/local/bin/tessera-agent": filepath.Join(bin, "tessera-agent")},
+			Entrypoint: []string{"/usr/local/bin/tessera-agent"},
 			User:       "65532:65532",
 		}},
 		Progress: os.Stderr,

@@ -13,6 +13,11 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	v1 "k8s.io/api/core/v1"
 	eventsv1 "k8s.io/api/events/v1"
+	nodev1 "k8s.io/api/node/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/util/sets"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/types"
@@ -44,6 +49,8 @@ func TestTesseraOnRealNodes(t *testing.T) {
 	}{
 		{"deploy manifests/base", deployBase},
 		{"pods bound by tessera-scheduler run to completion", podsRun},
+		{"deploy manifests/agent-device-plugin (simulated GPUs)", deployAgent},
+		{"containers get exactly the assigned GPUs", devicesHandedOut},
 		{"leader failover", leaderFailover},
 		{"manifests/default-scheduler replaces the default scheduler", defaultScheduler},
 	}
@@ -56,7 +63,7 @@ func TestTesseraOnRealNodes(t *testing.T) {
 
 func apply(t *testing.T, dir string) {
 	t.Helper()
-	data, err := render.Kustomization(dir, localImages)
+	data, err := render.Kustomization(dir, render.Overlay{Images: localImages})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -90,31 +97,199 @@ func podsRun(t *testing.T) {
 	leader := waitLeader(t, "", time.Minute)
 
 	plain := busyboxPod(ns, "exit-3", "tessera-scheduler", "echo scheduled by tessera; exit 3")
-	gpuPod := busyboxPod(ns, "two-gpus", "tessera-scheduler", "echo got two simulated GPUs")
-	gpuPod.Spec.Containers[0].Resources.Limits = v1.ResourceList{"nvidia.com/gpu": mustQuantity("2")}
-	for _, p := range []*v1.Pod{plain, gpuPod} {
-		if _, err := cluster.Client.CoreV1().Pods(ns).Create(ctx, p, metav1.CreateOptions{}); err != nil {
-			t.Fatal(err)
-		}
+	if _, err := cluster.Client.CoreV1().Pods(ns).Create(ctx, plain, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
 	}
 	got := waitTerminated(t, ns, plain.Name, 2*time.Minute)
 	if code, ok := exitCode(got); !ok || code != 3 {
 		t.Fatalf("pod %s: exit code %d (terminated: %v), want 3", plain.Name, code, ok)
 	}
 	expectScheduledBy(t, ns, plain.Name, "tessera-scheduler", leader)
-	plainNode := got.Spec.NodeName
-
-	got = waitTerminated(t, ns, gpuPod.Name, 2*time.Minute)
-	if got.Status.Phase != v1.PodSucceeded || got.Spec.NodeName != gpuNode {
-		t.Fatalf("GPU pod %s: %s, want Succeeded on %s", gpuPod.Name, describePod(got), gpuNode)
-	}
-	a, err := gpu.UnmarshalAssignment(got.Annotations[gpu.AnnotationAssignment])
-	if err != nil {
-		t.Fatalf("GPU pod %s has no valid device assignment: %v", gpuPod.Name, err)
-	}
-	expectScheduledBy(t, ns, gpuPod.Name, "tessera-scheduler", leader)
-	t.Logf("pod %s exited 3 on %s; pod %s ran on %s with devices %s", plain.Name, plainNode, gpuPod.Name, got.Spec.NodeName, a.Describe())
+	t.Logf("pod %s exited 3 on %s", plain.Name, got.Spec.NodeName)
 }
+
+// deployAgent deploys manifests/agent-device-plugin as a user replacing
+// NVIDIA's device plugin does, with the agent's image replaced and
+// --simulate added (the one change for a node without GPUs), after the
+// RuntimeClass nvidia the GPU Operator would have created. The agent
+// publishes the node's NodeGPUTopology and the kubelet advertises its
+// eight GPUs.
+func deployAgent(t *testing.T) {
+	ctx := context.Background()
+	start := time.Now()
+	rc := &nodev1.RuntimeClass{ObjectMeta: metav1.ObjectMeta{Name: "nvidia"}, Handler: "nvidia"}
+	if _, err := cluster.Client.NodeV1().RuntimeClasses().Create(ctx, rc, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+		t.Fatal(err)
+	}
+	data, err := render.Kustomization("agent-device-plugin", render.Overlay{
+		Images: []render.Image{{Name: "ghcr.io/tessera-sched/tessera-agent", NewName: "tessera.local/tessera-agent", NewTag: "dev"}},
+		Patches: []render.Patch{{
+			Target: map[string]string{"kind": "DaemonSet", "name": "tessera-agent"},
+			Patch:  "- op: add\n  path: /spec/template/spec/containers/0/args/-\n  value: --simulate=dgx-h100\n",
+		}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	objs, err := localcluster.DecodeYAML(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := localcluster.Apply(ctx, cluster.Config, objs, false); err != nil {
+		t.Fatalf("applying manifests/agent-device-plugin: %v", err)
+	}
+	var node *v1.Node
+	err = wait.PollUntilContextTimeout(ctx, 500*time.Millisecond, 2*time.Minute, true, func(ctx context.Context) (bool, error) {
+		n, err := cluster.Client.CoreV1().Nodes().Get(ctx, gpuNode, metav1.GetOptions{})
+		if err != nil {
+			return false, nil
+		}
+		node = n
+		q := n.Status.Allocatable[gpu.ResourceGPU]
+		return q.Value() == 8, nil
+	})
+	if err != nil {
+		ds, _ := cluster.Client.AppsV1().DaemonSets(tesseraNS).Get(ctx, "tessera-agent", metav1.GetOptions{})
+		var pods []string
+		list, _ := cluster.Client.CoreV1().Pods(tesseraNS).List(ctx, metav1.ListOptions{LabelSelector: "app.kubernetes.io/name=tessera-agent"})
+		for _, p := range list.Items {
+			pods = append(pods, p.Name+": "+describePod(&p))
+		}
+		t.Fatalf("node %s does not advertise 8 nvidia.com/gpu from the agent's device plugin (allocatable %v); DaemonSet status %+v; pods %v",
+			gpuNode, node.Status.Allocatable, ds.Status, pods)
+	}
+	topo, err := cluster.Dynamic.Resource(nodeGPUTopologies).Get(ctx, gpuNode, metav1.GetOptions{})
+	if err != nil {
+		t.Fatalf("the agent published no NodeGPUTopology for %s: %v", gpuNode, err)
+	}
+	gpus, _, _ := unstructuredSlice(topo.Object, "spec", "gpus")
+	if len(gpus) != 8 {
+		t.Fatalf("NodeGPUTopology %s lists %d GPUs, want 8", gpuNode, len(gpus))
+	}
+	t.Logf("agent DaemonSet on %s: NodeGPUTopology with %d GPUs published and nvidia.com/gpu=8 advertised after %.1fs", gpuNode, len(gpus), time.Since(start).Seconds())
+}
+
+// devicesHandedOut checks the device plugin end to end on the real
+// kubelet: each container's NVIDIA_VISIBLE_DEVICES is exactly the UUIDs the
+// scheduler assigned its pod; a pod the stock default scheduler placed on
+// the same node gets other GPUs; and a pod whose assignment names a GPU the
+// node lacks fails admission with the reason while the agent keeps serving.
+func devicesHandedOut(t *testing.T) {
+	ns := "e2e-devices"
+	createNamespace(t, ns)
+	ctx := context.Background()
+	const script = `echo "NVIDIA_VISIBLE_DEVICES=$NVIDIA_VISIBLE_DEVICES"; sleep 20`
+
+	bad := busyboxPod(ns, "gpu-9", "", script)
+	bad.Spec.NodeName = gpuNode // no scheduler: an assignment written by hand
+	bad.Annotations = map[string]string{gpu.AnnotationAssignment: `{"v":1,"gpus":[9]}`}
+	bad.Spec.Containers[0].Resources.Limits = v1.ResourceList{gpu.ResourceGPU: mustQuantity("1")}
+	if _, err := cluster.Client.CoreV1().Pods(ns).Create(ctx, bad, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	got := waitTerminated(t, ns, bad.Name, time.Minute)
+	if got.Status.Phase != v1.PodFailed || !strings.Contains(got.Status.Message, "GPU 9") {
+		t.Fatalf("pod %s with an assignment of GPU 9 (the node has 0-7): phase %s, reason %q, message %q; want it refused naming GPU 9",
+			bad.Name, got.Status.Phase, got.Status.Reason, got.Status.Message)
+	}
+	t.Logf("pod %s refused at admission: %s: %s", bad.Name, got.Status.Reason, got.Status.Message)
+
+	var tessera []*v1.Pod
+	for _, spec := range []struct {
+		name string
+		gpus string
+	}{{"four-gpus", "4"}, {"two-gpus", "2"}} {
+		p := busyboxPod(ns, spec.name, "tessera-scheduler", script)
+		p.Spec.Containers[0].Resources.Limits = v1.ResourceList{gpu.ResourceGPU: mustQuantity(spec.gpus)}
+		if _, err := cluster.Client.CoreV1().Pods(ns).Create(ctx, p, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		tessera = append(tessera, p)
+	}
+	held := sets.New[string]()
+	for _, p := range tessera {
+		running := waitRunning(t, ns, p.Name, 2*time.Minute)
+		a, err := gpu.UnmarshalAssignment(running.Annotations[gpu.AnnotationAssignment])
+		if err != nil || len(a.UUIDs) == 0 {
+			t.Fatalf("pod %s: no assignment with UUIDs (%v): %q", p.Name, err, running.Annotations[gpu.AnnotationAssignment])
+		}
+		visible := visibleDevices(t, ns, p.Name)
+		if !sets.New(visible...).Equal(sets.New(a.UUIDs...)) {
+			t.Fatalf("pod %s: the container got %v, the scheduler assigned %v (%s)", p.Name, visible, a.UUIDs, a.Describe())
+		}
+		held.Insert(visible...)
+		t.Logf("pod %s on %s: assigned %s, container sees exactly those UUIDs", p.Name, running.Spec.NodeName, a.Describe())
+	}
+
+	foreign := busyboxPod(ns, "default-scheduler-gpu", "", script)
+	foreign.Spec.NodeSelector = map[string]string{"kubernetes.io/hostname": gpuNode}
+	foreign.Spec.Containers[0].Resources.Limits = v1.ResourceList{gpu.ResourceGPU: mustQuantity("1")}
+	if _, err := cluster.Client.CoreV1().Pods(ns).Create(ctx, foreign, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	waitRunning(t, ns, foreign.Name, 2*time.Minute)
+	visible := visibleDevices(t, ns, foreign.Name)
+	if len(visible) != 1 || held.Has(visible[0]) {
+		t.Fatalf("pod %s (placed by the default scheduler) got %v; the Tessera pods hold %v", foreign.Name, visible, sets.List(held))
+	}
+	t.Logf("pod %s (default scheduler, no assignment) got %s, none of the Tessera pods' GPUs", foreign.Name, visible[0])
+	for _, name := range []string{"four-gpus", "two-gpus", foreign.Name} {
+		_ = cluster.Client.CoreV1().Pods(ns).Delete(ctx, name, metav1.DeleteOptions{})
+	}
+}
+
+// visibleDevices reads NVIDIA_VISIBLE_DEVICES from the container's own
+// output, through the API server and the kubelet as kubectl logs does.
+func visibleDevices(t *testing.T, ns, pod string) []string {
+	t.Helper()
+	var line string
+	err := wait.PollUntilContextTimeout(context.Background(), 250*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
+		data, err := cluster.Client.CoreV1().Pods(ns).GetLogs(pod, &v1.PodLogOptions{}).DoRaw(ctx)
+		if err != nil {
+			return false, nil
+		}
+		for _, l := range strings.Split(string(data), "\n") {
+			if v, ok := strings.CutPrefix(l, "NVIDIA_VISIBLE_DEVICES="); ok {
+				line = v
+				return true, nil
+			}
+		}
+		return false, nil
+	})
+	if err != nil {
+		t.Fatalf("pod %s printed no NVIDIA_VISIBLE_DEVICES", pod)
+	}
+	if line == "" {
+		return nil
+	}
+	return strings.Split(line, ",")
+}
+
+func waitRunning(t *testing.T, ns, name string, timeout time.Duration) *v1.Pod {
+	t.Helper()
+	var pod *v1.Pod
+	err := wait.PollUntilContextTimeout(context.Background(), 250*time.Millisecond, timeout, true, func(ctx context.Context) (bool, error) {
+		p, err := cluster.Client.CoreV1().Pods(ns).Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			return false, nil
+		}
+		pod = p
+		if p.Status.Phase == v1.PodFailed || p.Status.Phase == v1.PodSucceeded {
+			return false, fmt.Errorf("pod ended: %s %s", p.Status.Reason, p.Status.Message)
+		}
+		return p.Status.Phase == v1.PodRunning, nil
+	})
+	if err != nil {
+		t.Fatalf("pod %s/%s not running in %s: %v; %s", ns, name, timeout, err, describePod(pod))
+	}
+	return pod
+}
+
+func unstructuredSlice(obj map[string]any, fields ...string) ([]any, bool, error) {
+	return unstructured.NestedSlice(obj, fields...)
+}
+
+var nodeGPUTopologies = schema.GroupVersionResource{Group: "tessera.dev", Version: "v1alpha1", Resource: "nodegputopologies"}
 
 func leaderFailover(t *testing.T) {
 	ns := "e2e-failover"

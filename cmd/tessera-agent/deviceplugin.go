@@ -1,0 +1,67 @@
+package main
+
+import (
+	"context"
+	"fmt"
+
+	v1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/kubernetes/scheme"
+	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
+	"k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/tools/record"
+	"k8s.io/klog/v2"
+
+	"github.com/tessera-sched/tessera/pkg/agent/deviceplugin"
+	tesserav1alpha1 "github.com/tessera-sched/tessera/pkg/apis/tessera/v1alpha1"
+)
+
+// startDevicePlugin starts the device plugin for the discovered GPUs: an
+// informer on the pods bound to this node (their assignments), an Event
+// recorder, and the plugin's server, until ctx ends.
+func startDevicePlugin(ctx context.Context, o *options, client kubernetes.Interface, spec tesserav1alpha1.NodeGPUTopologySpec) error {
+	logger := klog.FromContext(ctx).WithName("device-plugin")
+	var devices []deviceplugin.Device
+	for _, g := range spec.GPUs {
+		if g.UUID == "" {
+			return fmt.Errorf("--device-plugin: GPU %d has no UUID", g.Index)
+		}
+		if g.MIG != nil && g.MIG.Mode != tesserav1alpha1.MIGDisabled {
+			// MIG GPUs are served as MIG devices, not whole GPUs; not yet.
+			logger.Info("Not serving a MIG-enabled GPU as nvidia.com/gpu", "gpu", g.Index)
+			continue
+		}
+		devices = append(devices, deviceplugin.Device{Index: int(g.Index), UUID: g.UUID})
+	}
+	factory := informers.NewSharedInformerFactoryWithOptions(client, 0, informers.WithTweakListOptions(func(lo *metav1.ListOptions) {
+		lo.FieldSelector = fields.OneTermEqualSelector("spec.nodeName", o.nodeName).String()
+	}))
+	pods := factory.Core().V1().Pods()
+	_ = pods.Informer()
+	factory.Start(ctx.Done())
+	if !cache.WaitForCacheSync(ctx.Done(), pods.Informer().HasSynced) {
+		return fmt.Errorf("--device-plugin: the pods of node %s did not sync", o.nodeName)
+	}
+	broadcaster := record.NewBroadcaster(record.WithContext(ctx))
+	broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: client.CoreV1().Events("")})
+	recorder := broadcaster.NewRecorder(scheme.Scheme, v1.EventSource{Component: "tessera-agent", Host: o.nodeName})
+	p := &deviceplugin.Plugin{
+		Devices: devices,
+		Pods: func() []*v1.Pod {
+			list, _ := pods.Lister().List(labels.Everything())
+			return list
+		},
+		Dir:    o.devicePluginDir,
+		Events: recorder,
+		Logger: logger,
+	}
+	go func() {
+		_ = p.Run(ctx)
+		broadcaster.Shutdown()
+	}()
+	return nil
+}

@@ -1,0 +1,310 @@
+// Package deviceplugin is tessera-agent's kubelet device plugin for whole
+// GPUs (nvidia.com/gpu): it makes the scheduler's device choice the one the
+// container gets.
+//
+// The kubelet never tells a device plugin which pod it allocates for; the
+// plugin finds out from the pods bound to its node. GetPreferredAllocation
+// answers with the devices the scheduler wrote in the pod's
+// tessera.dev/gpu-assignment annotation (the kubelet takes that answer
+// when its Topology Manager gives no NUMA hint), and Allocate checks the
+// devices the kubelet chose against the assignments: a Tessera pod gets
+// exactly its assigned GPUs or fails admission with the reason, never
+// other GPUs silently. Pods another scheduler placed (no assignment) get
+// devices no Tessera pod of the node is waiting for.
+//
+// Device IDs are GPU UUIDs, as NVIDIA's device plugin names them, and the
+// container learns its GPUs through NVIDIA_VISIBLE_DEVICES (the NVIDIA
+// container runtime's interface, and NVIDIA's device plugin's default
+// strategy). The plugin replaces NVIDIA's device plugin on a node: two
+// plugins serving nvidia.com/gpu would take turns owning the resource.
+package deviceplugin
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	v1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/sets"
+	"k8s.io/client-go/tools/record"
+	"k8s.io/klog/v2"
+	pluginapi "k8s.io/kubelet/pkg/apis/deviceplugin/v1beta1"
+)
+
+// ResourceGPU is the resource the plugin serves.
+const ResourceGPU = "nvidia.com/gpu"
+
+// socketName is the plugin's socket in the kubelet's device-plugin
+// directory.
+const socketName = "tessera-gpu.sock"
+
+// Plugin serves the node's whole GPUs to the kubelet.
+type Plugin struct {
+	// Devices are the node's GPUs.
+	Devices []Device
+	// Pods lists the pods bound to this node (an informer's lister).
+	Pods func() []*v1.Pod
+	// Dir is the kubelet's device-plugin directory (default
+	// /var/lib/kubelet/device-plugins/), where kubelet.sock is.
+	Dir string
+	// Events, if set, records why a pod's devices were refused.
+	Events record.EventRecorder
+	// WaitForPod bounds how long Allocate waits for the pod's assignment to
+	// reach the agent's informer before deciding (default 5s).
+	WaitForPod time.Duration
+	Logger     klog.Logger
+
+	mu    sync.Mutex
+	given map[types.UID]sets.Set[string]
+
+	pluginapi.UnimplementedDevicePluginServer
+}
+
+// Run serves the plugin and registers it with the kubelet until ctx ends,
+// serving and registering again whenever the kubelet restarts (it removes
+// every socket in its directory when it starts).
+func (p *Plugin) Run(ctx context.Context) error {
+	if p.Dir == "" {
+		p.Dir = pluginapi.DevicePluginPath
+	}
+	if p.WaitForPod == 0 {
+		p.WaitForPod = 5 * time.Second
+	}
+	p.given = map[types.UID]sets.Set[string]{}
+	for ctx.Err() == nil {
+		err := p.serveOnce(ctx)
+		if ctx.Err() != nil {
+			return nil
+		}
+		p.Logger.Info("Device plugin stopped serving; starting again", "reason", err)
+		select {
+		case <-ctx.Done():
+		case <-time.After(2 * time.Second):
+		}
+	}
+	return nil
+}
+
+// serveOnce serves until ctx ends, the kubelet restarts or the plugin's
+// socket is removed.
+func (p *Plugin) serveOnce(ctx context.Context) error {
+	socket := filepath.Join(p.Dir, socketName)
+	_ = os.Remove(socket)
+	l, err := net.Listen("unix", socket)
+	if err != nil {
+		return fmt.Errorf("listening on %s: %w", socket, err)
+	}
+	srv := grpc.NewServer()
+	pluginapi.RegisterDevicePluginServer(srv, p)
+	go func() { _ = srv.Serve(l) }()
+	defer srv.Stop()
+
+	kubeletSocket := filepath.Join(p.Dir, "kubelet.sock")
+	if err := p.register(ctx, kubeletSocket); err != nil {
+		return err
+	}
+	p.Logger.Info("Registered with the kubelet", "resource", ResourceGPU, "devices", len(p.Devices), "socket", socket)
+	kubelet, _ := os.Stat(kubeletSocket)
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-tick.C:
+		}
+		if _, err := os.Stat(socket); err != nil {
+			return errors.New("the plugin's socket was removed (kubelet restart)")
+		}
+		now, err := os.Stat(kubeletSocket)
+		if err != nil || kubelet == nil || !os.SameFile(now, kubelet) {
+			return errors.New("the kubelet's socket changed (kubelet restart)")
+		}
+	}
+}
+
+func (p *Plugin) register(ctx context.Context, kubeletSocket string) error {
+	conn, err := grpc.NewClient("unix://"+kubeletSocket, grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithContextDialer(func(ctx context.Context, addr string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, "unix", strings.TrimPrefix(addr, "unix://"))
+		}))
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	_, err = pluginapi.NewRegistrationClient(conn).Register(ctx, &pluginapi.RegisterRequest{
+		Version:      pluginapi.Version,
+		Endpoint:     socketName,
+		ResourceName: ResourceGPU,
+		Options:      &pluginapi.DevicePluginOptions{GetPreferredAllocationAvailable: true},
+	})
+	if err != nil {
+		return fmt.Errorf("registering with the kubelet at %s: %w", kubeletSocket, err)
+	}
+	return nil
+}
+
+// GetDevicePluginOptions says the plugin answers GetPreferredAllocation.
+func (p *Plugin) GetDevicePluginOptions(context.Context, *pluginapi.Empty) (*pluginapi.DevicePluginOptions, error) {
+	return &pluginapi.DevicePluginOptions{GetPreferredAllocationAvailable: true}, nil
+}
+
+// ListAndWatch sends the node's GPUs, all healthy, and keeps the stream
+// open until the kubelet or the plugin stops.
+func (p *Plugin) ListAndWatch(_ *pluginapi.Empty, stream grpc.ServerStreamingServer[pluginapi.ListAndWatchResponse]) error {
+	resp := &pluginapi.ListAndWatchResponse{}
+	for _, d := range p.Devices {
+		resp.Devices = append(resp.Devices, &pluginapi.Device{ID: d.UUID, Health: pluginapi.Healthy})
+	}
+	if err := stream.Send(resp); err != nil {
+		return err
+	}
+	<-stream.Context().Done()
+	return nil
+}
+
+// GetPreferredAllocation answers with the assigned devices of the pod the
+// request is for (see preferred).
+func (p *Plugin) GetPreferredAllocation(_ context.Context, req *pluginapi.PreferredAllocationRequest) (*pluginapi.PreferredAllocationResponse, error) {
+	resp := &pluginapi.PreferredAllocationResponse{}
+	for _, cr := range req.ContainerRequests {
+		intents := p.intents()
+		pick := preferred(intents, cr.AvailableDeviceIDs, cr.MustIncludeDeviceIDs, int(cr.AllocationSize))
+		p.Logger.V(2).Info("Preferred allocation", "available", cr.AvailableDeviceIDs, "size", cr.AllocationSize, "preferred", pick)
+		resp.ContainerResponses = append(resp.ContainerResponses, &pluginapi.ContainerPreferredAllocationResponse{DeviceIDs: pick})
+	}
+	return resp, nil
+}
+
+// Allocate hands the kubelet's chosen devices to the container if they are
+// a pod's assignment (or a foreign pod's free devices), and fails the
+// container's admission otherwise.
+func (p *Plugin) Allocate(ctx context.Context, req *pluginapi.AllocateRequest) (*pluginapi.AllocateResponse, error) {
+	resp := &pluginapi.AllocateResponse{}
+	for _, cr := range req.ContainerRequests {
+		in, err := p.matchWaiting(ctx, cr.DevicesIds)
+		if err != nil {
+			p.Logger.Info("Refusing devices", "devices", cr.DevicesIds, "err", err)
+			return nil, err
+		}
+		if in != nil {
+			p.mu.Lock()
+			g := p.given[in.pod.UID]
+			if g == nil {
+				g = sets.New[string]()
+				p.given[in.pod.UID] = g
+			}
+			g.Insert(cr.DevicesIds...)
+			p.mu.Unlock()
+			p.Logger.Info("Allocated the assigned GPUs", "pod", klog.KObj(in.pod), "devices", cr.DevicesIds)
+		} else {
+			p.Logger.Info("Allocated GPUs to a pod without a Tessera assignment", "devices", cr.DevicesIds)
+		}
+		resp.ContainerResponses = append(resp.ContainerResponses, &pluginapi.ContainerAllocateResponse{
+			Envs: map[string]string{"NVIDIA_VISIBLE_DEVICES": strings.Join(cr.DevicesIds, ",")},
+		})
+	}
+	return resp, nil
+}
+
+// matchWaiting matches the devices against the assignments, waiting up to
+// WaitForPod for the pod to reach the informer when nothing matches yet.
+func (p *Plugin) matchWaiting(ctx context.Context, ids []string) (*intent, error) {
+	deadline := time.Now().Add(p.WaitForPod)
+	for {
+		intents, bad := p.assignments()
+		foreign := p.foreignWaiting()
+		in, err := match(intents, ids, foreign)
+		if in == nil && err == nil && !foreign {
+			// The request is a Tessera pod's; if the only ones waiting
+			// have assignments this node cannot honour, say why.
+			for _, b := range bad {
+				if b.pod.Status.Phase == v1.PodPending {
+					err = fmt.Errorf("pod %s/%s: %s", b.pod.Namespace, b.pod.Name, b.reason)
+					break
+				}
+			}
+		}
+		if in != nil || time.Now().After(deadline) {
+			if err != nil {
+				p.refused(intents, err)
+			}
+			return in, err
+		}
+		if err == nil && foreign {
+			return nil, nil
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+// refused records an Event on the pods the refused devices were meant for.
+func (p *Plugin) refused(intents []intent, err error) {
+	if p.Events == nil {
+		return
+	}
+	for _, in := range intents {
+		if len(in.remaining()) > 0 && in.pod.Status.Phase == v1.PodPending {
+			p.Events.Eventf(in.pod, v1.EventTypeWarning, "GPUAllocationRefused", "tessera-agent refused devices the kubelet chose: %v", err)
+		}
+	}
+}
+
+func (p *Plugin) intents() []intent {
+	intents, _ := p.assignments()
+	return intents
+}
+
+// assignments reads the node's pods' assignments, recording an Event on a
+// pending pod whose assignment cannot be honoured here.
+func (p *Plugin) assignments() ([]intent, []badAssignment) {
+	p.mu.Lock()
+	given := map[types.UID]sets.Set[string]{}
+	for uid, g := range p.given {
+		given[uid] = g.Clone()
+	}
+	p.mu.Unlock()
+	intents, bad := intentsOf(p.Pods(), p.Devices, given)
+	for _, b := range bad {
+		p.Logger.Info("Pod's GPU assignment cannot be honoured on this node", "pod", klog.KObj(b.pod), "reason", b.reason)
+		if p.Events != nil && b.pod.Status.Phase == v1.PodPending {
+			p.Events.Eventf(b.pod, v1.EventTypeWarning, "GPUAssignmentInvalid", "tessera-agent cannot honour %s: %s", "tessera.dev/gpu-assignment", b.reason)
+		}
+	}
+	return intents, bad
+}
+
+// foreignWaiting reports whether a pod without a Tessera assignment that
+// requests the resource is bound here and has not started.
+func (p *Plugin) foreignWaiting() bool {
+	for _, pod := range p.Pods() {
+		if pod.Status.Phase != v1.PodPending {
+			continue
+		}
+		if _, ok := pod.Annotations["tessera.dev/gpu-assignment"]; ok {
+			continue
+		}
+		for _, c := range pod.Spec.Containers {
+			if _, ok := c.Resources.Limits[ResourceGPU]; ok {
+				return true
+			}
+		}
+	}
+	return false
+}
