@@ -1,7 +1,6 @@
 package playground
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -13,8 +12,9 @@ import (
 	"time"
 
 	v1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/wait"
 
 	"github.com/tessera-sched/tessera/examples"
@@ -29,8 +29,8 @@ type RealOptions struct {
 	// Out receives progress and the report.
 	Out io.Writer
 	// Nodes is how many real nodes to start (at least 1). All but the last
-	// have four simulated H100 GPUs; the last, when there are two or more,
-	// has none.
+	// have eight simulated H100 GPUs (tessera-agent --simulate=dgx-h100);
+	// the last, when there are two or more, has none.
 	Nodes int
 	// BinDir holds kube-apiserver, kube-controller-manager, kube-proxy,
 	// kubelet (`make e2e-bin`), tessera-scheduler and tessera-pause.
@@ -74,22 +74,19 @@ func RunReal(ctx context.Context, o RealOptions) (err error) {
 	fmt.Fprintf(o.Out, "Tessera playground on %d real %s: kubelets, containerd and runc on this machine; component logs in %s\n", o.Nodes, noun, filepath.Join(dir, "logs"))
 
 	var nodes []realcluster.NodeOptions
+	var gpuNodes []string
 	for i := 0; i < o.Nodes; i++ {
 		if i == o.Nodes-1 && o.Nodes > 1 {
 			nodes = append(nodes, realcluster.NodeOptions{Name: fmt.Sprintf("real-cpu-%d", i)})
 			continue
 		}
+		// GPU Feature Discovery's label on a GPU node, which the agent's
+		// DaemonSet selects; the agent does the rest.
 		nodes = append(nodes, realcluster.NodeOptions{
-			Name: fmt.Sprintf("real-gpu-%d", i),
-			Labels: map[string]string{
-				"nvidia.com/gpu.present":  "true",
-				"nvidia.com/gpu.product":  "NVIDIA-H100-80GB-HBM3",
-				"nvidia.com/gpu.count":    "4",
-				"nvidia.com/gpu.memory":   "81559",
-				"nvidia.com/mig.strategy": "none",
-			},
-			Resources: v1.ResourceList{gpu.ResourceGPU: resource.MustParse("4")},
+			Name:   fmt.Sprintf("real-gpu-%d", i),
+			Labels: map[string]string{"nvidia.com/gpu.present": "true"},
 		})
+		gpuNodes = append(gpuNodes, fmt.Sprintf("real-gpu-%d", i))
 	}
 	cluster, err := realcluster.Start(ctx, realcluster.Options{
 		Dir:    dir,
@@ -99,6 +96,11 @@ func RunReal(ctx context.Context, o RealOptions) (err error) {
 			Ref:        RealSchedulerImage,
 			Files:      map[string]string{"/usr/local/bin/tessera-scheduler": filepath.Join(o.BinDir, "tessera-scheduler")},
 			Entrypoint: []string{"/usr/local/bin/tessera-scheduler"},
+			User:       "65532:65532",
+		}, {
+			Ref:        realcluster.AgentImage,
+			Files:      map[string]string{"/usr/local/bin/tessera-agent": filepath.Join(o.BinDir, "tessera-agent")},
+			Entrypoint: []string{"/usr/local/bin/tessera-agent"},
 			User:       "65532:65532",
 		}},
 		Progress: indent(o.Out),
@@ -129,21 +131,22 @@ func RunReal(ctx context.Context, o RealOptions) (err error) {
 	p := &progress{out: o.Out}
 	var leader string
 	if err := p.step("Deploying Tessera: manifests/base with the image tessera.local/tessera-scheduler:dev", func() (string, error) {
-		data, err := render.Kustomization("base", render.Overlay{Images: []render.Image{{Name: "ghcr.io/tessera-sched/tessera-scheduler", NewName: "tessera.local/tessera-scheduler", NewTag: "dev"}}})
+		err := cluster.Apply(ctx, "base", render.Overlay{Images: []render.Image{{Name: "ghcr.io/tessera-sched/tessera-scheduler", NewName: "tessera.local/tessera-scheduler", NewTag: "dev"}}})
 		if err != nil {
-			return "", err
-		}
-		objs, err := localcluster.DecodeYAML(data)
-		if err != nil {
-			return "", err
-		}
-		if err := localcluster.Apply(ctx, cluster.Config, objs, false); err != nil {
 			return "", err
 		}
 		leader, err = waitSchedulerReady(ctx, cluster, 3*time.Minute)
 		return "2 replicas ready, leader " + leader, err
 	}); err != nil {
 		return err
+	}
+	if len(gpuNodes) > 0 {
+		if err := p.step("Deploying tessera-agent as the GPU device plugin: manifests/agent-device-plugin with --simulate=dgx-h100", func() (string, error) {
+			err := cluster.DeploySimulatedAgent(ctx, "dgx-h100", gpuNodes, 8, 2*time.Minute)
+			return fmt.Sprintf("%d GPU nodes advertise 8 GPUs each", len(gpuNodes)), err
+		}); err != nil {
+			return err
+		}
 	}
 
 	var names []string
@@ -237,17 +240,20 @@ func waitFinished(ctx context.Context, c *realcluster.Cluster, ns string, want i
 	return pods, nil
 }
 
-// printRealReport prints, per pod, where it ran, the devices it got, how it
-// ended and the first line it printed (fetched from the kubelet through the
-// API server, as kubectl logs does).
+// printRealReport prints, per pod, where it ran, the GPUs the scheduler
+// assigned, the GPUs its container saw (the NVIDIA_VISIBLE_DEVICES it
+// printed, fetched from the kubelet through the API server as kubectl logs
+// does, with UUIDs turned back into indices through the node's
+// NodeGPUTopology) and how it ended.
 func printRealReport(ctx context.Context, out io.Writer, c *realcluster.Cluster, pods []v1.Pod) {
 	sort.Slice(pods, func(i, j int) bool { return pods[i].Name < pods[j].Name })
 	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "POD\tNODE\tDEVICES\tEXIT\tLOG")
+	fmt.Fprintln(tw, "POD\tNODE\tASSIGNED\tCONTAINER SAW\tEXIT")
+	indices := map[string]map[string]int{} // node → UUID → index
 	for _, p := range pods {
-		devices := "-"
+		assigned := "-"
 		if a, err := gpu.UnmarshalAssignment(p.Annotations[gpu.AnnotationAssignment]); err == nil && !a.IsZero() {
-			devices = a.Describe()
+			assigned = a.Describe()
 		}
 		exit := string(p.Status.Phase)
 		for _, cs := range p.Status.ContainerStatuses {
@@ -255,25 +261,64 @@ func printRealReport(ctx context.Context, out io.Writer, c *realcluster.Cluster,
 				exit = fmt.Sprintf("%d", t.ExitCode)
 			}
 		}
-		logLine := "-"
-		if data, err := c.Client.CoreV1().Pods(p.Namespace).GetLogs(p.Name, &v1.PodLogOptions{}).DoRaw(ctx); err == nil {
-			logLine = firstLine(data)
-		} else {
-			logLine = "(logs: " + err.Error() + ")"
+		saw := "-"
+		if data, err := c.Client.CoreV1().Pods(p.Namespace).GetLogs(p.Name, &v1.PodLogOptions{}).DoRaw(ctx); err != nil {
+			saw = "(logs: " + err.Error() + ")"
+		} else if v, ok := strings.CutPrefix(strings.TrimSpace(string(data)), "NVIDIA_VISIBLE_DEVICES="); ok && v != "" {
+			v, _, _ = strings.Cut(v, "\n")
+			if indices[p.Spec.NodeName] == nil {
+				indices[p.Spec.NodeName] = gpuIndices(ctx, c, p.Spec.NodeName)
+			}
+			var known []int
+			var unknown []string
+			for _, uuid := range strings.Split(v, ",") {
+				if i, ok := indices[p.Spec.NodeName][uuid]; ok {
+					known = append(known, i)
+				} else {
+					unknown = append(unknown, uuid)
+				}
+			}
+			sort.Ints(known)
+			var idx []string
+			for _, i := range known {
+				idx = append(idx, fmt.Sprint(i))
+			}
+			idx = append(idx, unknown...)
+			saw = "GPUs " + strings.Join(idx, ",")
+			if len(idx) == 1 {
+				saw = "GPU " + idx[0]
+			}
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", p.Name, p.Spec.NodeName, devices, exit, logLine)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", p.Name, p.Spec.NodeName, assigned, saw, exit)
 	}
 	tw.Flush()
 }
 
-func firstLine(data []byte) string {
-	line, _, _ := bytes.Cut(bytes.TrimSpace(data), []byte("\n"))
-	s := string(line)
-	if len(s) > 120 {
-		s = s[:117] + "..."
+// gpuIndices maps the node's GPU UUIDs to their indices, from its
+// NodeGPUTopology.
+func gpuIndices(ctx context.Context, c *realcluster.Cluster, node string) map[string]int {
+	out := map[string]int{}
+	topo, err := c.Dynamic.Resource(schema.GroupVersionResource{Group: "tessera.dev", Version: "v1alpha1", Resource: "nodegputopologies"}).Get(ctx, node, metav1.GetOptions{})
+	if err != nil {
+		return out
 	}
-	return s
+	gpus, _, _ := unstructured.NestedSlice(topo.Object, "spec", "gpus")
+	for _, g := range gpus {
+		m, ok := g.(map[string]any)
+		if !ok {
+			continue
+		}
+		uuid, _ := m["uuid"].(string)
+		switch i := m["index"].(type) {
+		case int64:
+			out[uuid] = int(i)
+		case float64:
+			out[uuid] = int(i)
+		}
+	}
+	return out
 }
+
 
 // indent prefixes each line written to w, for the cluster's progress lines
 // under the playground's own.

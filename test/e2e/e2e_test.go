@@ -32,7 +32,6 @@ const (
 	gpuNode = "e2e-gpu-node"
 
 	schedulerImage = "tessera.local/tessera-scheduler:dev"
-	agentImage     = "tessera.local/tessera-agent:dev"
 )
 
 func TestMain(m *testing.M) {
@@ -78,7 +77,7 @@ func run(m *testing.M) int {
 			Entrypoint: []string{"/usr/local/bin/tessera-scheduler"},
 			User:       "65532:65532",
 		}, {
-			Ref:        agentImage,
+			Ref:        realcluster.AgentImage,
 			Files:      map[string]string{"/usr/local/bin/tessera-agent": filepath.Join(bin, "tessera-agent")},
 			Entrypoint: []string{"/usr/local/bin/tessera-agent"},
 			User:       "65532:65532",

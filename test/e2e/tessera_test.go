@@ -13,8 +13,6 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	v1 "k8s.io/api/core/v1"
 	eventsv1 "k8s.io/api/events/v1"
-	nodev1 "k8s.io/api/node/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/fields"
@@ -25,7 +23,6 @@ import (
 
 	"github.com/tessera-sched/tessera/manifests/render"
 	"github.com/tessera-sched/tessera/pkg/gpu"
-	"github.com/tessera-sched/tessera/pkg/localcluster"
 )
 
 const (
@@ -63,16 +60,8 @@ func TestTesseraOnRealNodes(t *testing.T) {
 
 func apply(t *testing.T, dir string) {
 	t.Helper()
-	data, err := render.Kustomization(dir, render.Overlay{Images: localImages})
-	if err != nil {
+	if err := cluster.Apply(context.Background(), dir, render.Overlay{Images: localImages}); err != nil {
 		t.Fatal(err)
-	}
-	objs, err := localcluster.DecodeYAML(data)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := localcluster.Apply(context.Background(), cluster.Config, objs, false); err != nil {
-		t.Fatalf("applying manifests/%s: %v", dir, err)
 	}
 }
 
@@ -117,46 +106,8 @@ func podsRun(t *testing.T) {
 func deployAgent(t *testing.T) {
 	ctx := context.Background()
 	start := time.Now()
-	rc := &nodev1.RuntimeClass{ObjectMeta: metav1.ObjectMeta{Name: "nvidia"}, Handler: "nvidia"}
-	if _, err := cluster.Client.NodeV1().RuntimeClasses().Create(ctx, rc, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+	if err := cluster.DeploySimulatedAgent(ctx, "dgx-h100", []string{gpuNode}, 8, 2*time.Minute); err != nil {
 		t.Fatal(err)
-	}
-	data, err := render.Kustomization("agent-device-plugin", render.Overlay{
-		Images: []render.Image{{Name: "ghcr.io/tessera-sched/tessera-agent", NewName: "tessera.local/tessera-agent", NewTag: "dev"}},
-		Patches: []render.Patch{{
-			Target: map[string]string{"kind": "DaemonSet", "name": "tessera-agent"},
-			Patch:  "- op: add\n  path: /spec/template/spec/containers/0/args/-\n  value: --simulate=dgx-h100\n",
-		}},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	objs, err := localcluster.DecodeYAML(data)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := localcluster.Apply(ctx, cluster.Config, objs, false); err != nil {
-		t.Fatalf("applying manifests/agent-device-plugin: %v", err)
-	}
-	var node *v1.Node
-	err = wait.PollUntilContextTimeout(ctx, 500*time.Millisecond, 2*time.Minute, true, func(ctx context.Context) (bool, error) {
-		n, err := cluster.Client.CoreV1().Nodes().Get(ctx, gpuNode, metav1.GetOptions{})
-		if err != nil {
-			return false, nil
-		}
-		node = n
-		q := n.Status.Allocatable[gpu.ResourceGPU]
-		return q.Value() == 8, nil
-	})
-	if err != nil {
-		ds, _ := cluster.Client.AppsV1().DaemonSets(tesseraNS).Get(ctx, "tessera-agent", metav1.GetOptions{})
-		var pods []string
-		list, _ := cluster.Client.CoreV1().Pods(tesseraNS).List(ctx, metav1.ListOptions{LabelSelector: "app.kubernetes.io/name=tessera-agent"})
-		for _, p := range list.Items {
-			pods = append(pods, p.Name+": "+describePod(&p))
-		}
-		t.Fatalf("node %s does not advertise 8 nvidia.com/gpu from the agent's device plugin (allocatable %v); DaemonSet status %+v; pods %v",
-			gpuNode, node.Status.Allocatable, ds.Status, pods)
 	}
 	topo, err := cluster.Dynamic.Resource(nodeGPUTopologies).Get(ctx, gpuNode, metav1.GetOptions{})
 	if err != nil {
