@@ -319,7 +319,6 @@ func gpuIndices(ctx context.Context, c *realcluster.Cluster, node string) map[st
 	return out
 }
 
-
 // indent prefixes each line written to w, for the cluster's progress lines
 // under the playground's own.
 func indent(w io.Writer) io.Writer { return &prefixWriter{w: w, prefix: "    "} }
