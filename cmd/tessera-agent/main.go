@@ -114,7 +114,17 @@ clique the driver reports, else the GPUs reachable over NVLink peer-to-peer,
 one switch), and MIG mode and instances (profile and placement start).
 Anything NVML cannot tell on this GPU or driver is left out.
 
-The agent only reads: it never creates or destroys MIG instances. MIG GPUs
+With --device-plugin the agent is also the kubelet's device plugin for
+nvidia.com/gpu (in place of NVIDIA's, which must then not run on the node):
+device IDs are GPU UUIDs, and each pod gets exactly the GPUs the scheduler
+wrote in its tessera.dev/gpu-assignment annotation, through
+NVIDIA_VISIBLE_DEVICES; a container the kubelet gave other GPUs fails
+admission with the reason (and an Event) rather than running on them. Pods
+of other schedulers get GPUs no Tessera pod of the node is waiting for.
+--simulate replaces NVML with NVIDIA's mock of a DGX system, for
+playgrounds and tests on machines without GPUs.
+
+The agent never creates or destroys MIG instances. MIG GPUs
 are published as Static by default; --mig-layout=dynamic publishes them as
 Dynamic, which lets the scheduler choose slots for new instances and so only
 makes sense with an external MIG manager that creates them.
@@ -145,7 +155,7 @@ func newCommand(d deps) *cobra.Command {
 	o := newOptions()
 	cmd := &cobra.Command{
 		Use:           "tessera-agent",
-		Short:         "Publish this node's GPU topology (NVLink, PCIe, NUMA, MIG) for Tessera's scheduler",
+		Short:         "Publish this node's GPU topology (NVLink, PCIe, NUMA, MIG) for Tessera's scheduler, and hand pods their assigned GPUs",
 		Long:          longHelp,
 		Version:       version.Get().GitVersion,
 		Args:          cobra.NoArgs,
