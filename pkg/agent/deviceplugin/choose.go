@@ -28,6 +28,20 @@ type intent struct {
 	pod   *v1.Pod
 	ids   []string
 	given sets.Set[string]
+	// sizes are the GPU counts of the pod's containers that ask for GPUs;
+	// the kubelet allocates for one container at a time.
+	sizes []int
+}
+
+// fits says whether a request for size devices can be (a container of)
+// this pod: all its remaining devices, or, for a pod with several GPU
+// containers, as many as one of them asks for.
+func (in intent) fits(size int, exact bool) bool {
+	rem := len(in.remaining())
+	if rem == size {
+		return true
+	}
+	return !exact && len(in.sizes) > 1 && rem > size && slices.Contains(in.sizes, size)
 }
 
 func (in intent) remaining() []string {
@@ -86,7 +100,13 @@ func intentsOf(pods []*v1.Pod, devices []Device, given map[types.UID]sets.Set[st
 		if g == nil {
 			g = sets.New[string]()
 		}
-		intents = append(intents, intent{pod: p, ids: ids, given: g})
+		var sizes []int
+		for _, c := range p.Spec.Containers {
+			if q, ok := c.Resources.Limits[v1.ResourceName(ResourceGPU)]; ok && q.Value() > 0 {
+				sizes = append(sizes, int(q.Value()))
+			}
+		}
+		intents = append(intents, intent{pod: p, ids: ids, given: g, sizes: sizes})
 	}
 	// Oldest first: the kubelet admits a batch of pods in creation order.
 	sort.SliceStable(intents, func(i, j int) bool {
@@ -123,23 +143,25 @@ func wholeGPUIDs(a gpu.Assignment, byIndex map[int]string, known sets.Set[string
 }
 
 // preferred answers GetPreferredAllocation: the remaining devices of the
-// oldest pod whose remaining assignment can fill the request from what is
-// available (and includes what must be included). Without such a pod (a
+// oldest pod whose remaining assignment is the request's size (or, for a
+// pod of several GPU containers, holds one container's), all available,
+// including what must be included. Without such a pod (a
 // pod another scheduler placed), it prefers available devices that no
 // Tessera pod of this node is waiting for. It returns nil when it has no
 // answer the request can use.
 func preferred(intents []intent, available, mustInclude []string, size int) []string {
 	avail := sets.New(available...)
-	for _, in := range intents {
-		rem := in.remaining()
-		if len(rem) < size || !avail.HasAll(rem[:size]...) {
-			continue
+	for _, exact := range []bool{true, false} {
+		for _, in := range intents {
+			if !in.fits(size, exact) {
+				continue
+			}
+			pick := in.remaining()[:size]
+			if !avail.HasAll(pick...) || !sets.New(pick...).HasAll(mustInclude...) {
+				continue
+			}
+			return slices.Clone(pick)
 		}
-		pick := rem[:size]
-		if !sets.New(pick...).HasAll(mustInclude...) {
-			continue
-		}
-		return slices.Clone(pick)
 	}
 	reserved := sets.New[string]()
 	for _, in := range intents {
@@ -160,8 +182,9 @@ func preferred(intents []intent, available, mustInclude []string, size int) []st
 	return pick
 }
 
-// match answers Allocate: the pod whose remaining assignment contains
-// exactly the devices the kubelet chose, oldest first. With none, the
+// match answers Allocate: the pod whose remaining assignment is exactly the
+// devices the kubelet chose (or, for a pod of several GPU containers,
+// contains one container's worth of them), oldest first. With none, the
 // devices are refused if any of them is assigned to a Tessera pod of this
 // node that has not received it (the kubelet would give one pod's GPUs to
 // another), or if no pod without an assignment (one another scheduler
@@ -171,10 +194,11 @@ func preferred(intents []intent, available, mustInclude []string, size int) []st
 // devices are accepted as a foreign pod's (nil intent, nil error).
 func match(intents []intent, ids []string, foreignWaiting bool) (*intent, error) {
 	want := sets.New(ids...)
-	for i := range intents {
-		rem := sets.New(intents[i].remaining()...)
-		if rem.IsSuperset(want) {
-			return &intents[i], nil
+	for _, exact := range []bool{true, false} {
+		for i := range intents {
+			if intents[i].fits(len(ids), exact) && sets.New(intents[i].remaining()...).IsSuperset(want) {
+				return &intents[i], nil
+			}
 		}
 	}
 	for _, in := range intents {

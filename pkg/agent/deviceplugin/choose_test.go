@@ -1,12 +1,14 @@
 package deviceplugin
 
 import (
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	v1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/sets"
@@ -93,6 +95,18 @@ func TestIntentsOf(t *testing.T) {
 	}
 }
 
+// withContainers gives the pod one container per size, each asking for
+// that many GPUs.
+func withContainers(p *v1.Pod, sizes ...int64) *v1.Pod {
+	for i, n := range sizes {
+		p.Spec.Containers = append(p.Spec.Containers, v1.Container{
+			Name:      fmt.Sprintf("c%d", i),
+			Resources: v1.ResourceRequirements{Limits: v1.ResourceList{ResourceGPU: *resource.NewQuantity(n, resource.DecimalSI)}},
+		})
+	}
+	return p
+}
+
 func intentsFor(t *testing.T, pods ...*v1.Pod) []intent {
 	t.Helper()
 	in, bad := intentsOf(pods, devices, map[types.UID]sets.Set[string]{})
@@ -115,7 +129,8 @@ func TestPreferred(t *testing.T) {
 		want        []string
 	}{
 		{name: "the pod's assigned devices", intents: intentsFor(t, twoGPUs, oneGPU), available: all, size: 2, want: []string{"GPU-c", "GPU-d"}},
-		{name: "the one-GPU pod's device for a one-GPU request", intents: intentsFor(t, twoGPUs, oneGPU), available: all, size: 1, want: []string{"GPU-c"}},
+		{name: "the one-GPU pod's device for a one-GPU request, not part of an older pod's", intents: intentsFor(t, twoGPUs, oneGPU), available: all, size: 1, want: []string{"GPU-b"}},
+		{name: "one container's part of a pod of two GPU containers", intents: intentsFor(t, withContainers(assigned("multi", 3, gpu.Assignment{GPUs: []int{2, 3}}), 1, 1)), available: all, size: 1, want: []string{"GPU-c"}},
 		{name: "a pod whose devices are not available is skipped", intents: intentsFor(t, twoGPUs, oneGPU), available: []string{"GPU-a", "GPU-b"}, size: 1, want: []string{"GPU-b"}},
 		{name: "a foreign pod gets devices no Tessera pod waits for", intents: intentsFor(t, twoGPUs, oneGPU), available: []string{"GPU-a", "GPU-b", "GPU-c"}, size: 2, want: nil},
 		{name: "a foreign pod on a node without Tessera pods", intents: nil, available: all, size: 3, want: []string{"GPU-a", "GPU-b", "GPU-c"}},
@@ -143,7 +158,8 @@ func TestMatch(t *testing.T) {
 		wantErr        string
 	}{
 		{name: "exactly a pod's assignment", intents: intentsFor(t, twoGPUs, oneGPU), ids: []string{"GPU-d", "GPU-c"}, wantPod: "two"},
-		{name: "part of a pod's assignment (one container of several)", intents: intentsFor(t, twoGPUs, oneGPU), ids: []string{"GPU-c"}, wantPod: "two"},
+		{name: "part of a pod's assignment (one container of several)", intents: intentsFor(t, withContainers(assigned("multi", 3, gpu.Assignment{GPUs: []int{2, 3}}), 1, 1), oneGPU), ids: []string{"GPU-c"}, wantPod: "multi"},
+		{name: "part of a one-container pod's assignment is refused", intents: intentsFor(t, withContainers(twoGPUs, 2), oneGPU), ids: []string{"GPU-c"}, foreignWaiting: true, wantErr: "GPU-c is assigned to pod ns/two"},
 		{name: "another pod's device is refused", intents: intentsFor(t, twoGPUs, oneGPU), ids: []string{"GPU-a", "GPU-b"}, foreignWaiting: true, wantErr: "GPU-b is assigned to pod ns/one"},
 		{name: "devices no pod was assigned, no foreign pod waiting: refused", intents: intentsFor(t, twoGPUs), ids: []string{"GPU-a"}, wantErr: "not what any pod of this node was assigned (ns/two: GPU-c,GPU-d)"},
 		{name: "devices no pod was assigned, a foreign pod waiting: theirs", intents: intentsFor(t, twoGPUs), ids: []string{"GPU-a"}, foreignWaiting: true},

@@ -177,15 +177,40 @@ func (p *Plugin) ListAndWatch(_ *pluginapi.Empty, stream grpc.ServerStreamingSer
 
 // GetPreferredAllocation answers with the assigned devices of the pod the
 // request is for (see preferred).
-func (p *Plugin) GetPreferredAllocation(_ context.Context, req *pluginapi.PreferredAllocationRequest) (*pluginapi.PreferredAllocationResponse, error) {
+func (p *Plugin) GetPreferredAllocation(ctx context.Context, req *pluginapi.PreferredAllocationRequest) (*pluginapi.PreferredAllocationResponse, error) {
 	resp := &pluginapi.PreferredAllocationResponse{}
 	for _, cr := range req.ContainerRequests {
-		intents := p.intents()
-		pick := preferred(intents, cr.AvailableDeviceIDs, cr.MustIncludeDeviceIDs, int(cr.AllocationSize))
+		pick := p.preferredWaiting(ctx, cr)
 		p.Logger.V(2).Info("Preferred allocation", "available", cr.AvailableDeviceIDs, "size", cr.AllocationSize, "preferred", pick)
 		resp.ContainerResponses = append(resp.ContainerResponses, &pluginapi.ContainerPreferredAllocationResponse{DeviceIDs: pick})
 	}
 	return resp, nil
+}
+
+// preferredWaiting is preferred, waiting up to WaitForPod for the pod the
+// kubelet is admitting to reach the agent's informer: the kubelet learns of
+// a pod from its own watch and may ask before the agent has seen the pod's
+// assignment. It stops waiting as soon as a Tessera pod's assignment fits
+// the request or a pod without one (another scheduler's) is waiting.
+func (p *Plugin) preferredWaiting(ctx context.Context, cr *pluginapi.ContainerPreferredAllocationRequest) []string {
+	deadline := time.Now().Add(p.WaitForPod)
+	size := int(cr.AllocationSize)
+	for {
+		intents := p.intents()
+		for _, in := range intents {
+			if in.fits(size, false) && sets.New(cr.AvailableDeviceIDs...).HasAll(in.remaining()[:size]...) {
+				return preferred(intents, cr.AvailableDeviceIDs, cr.MustIncludeDeviceIDs, size)
+			}
+		}
+		if p.foreignWaiting() || time.Now().After(deadline) {
+			return preferred(intents, cr.AvailableDeviceIDs, cr.MustIncludeDeviceIDs, size)
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
 }
 
 // Allocate hands the kubelet's chosen devices to the container if they are
