@@ -49,16 +49,28 @@ func startDevicePlugin(ctx context.Context, o *options, client kubernetes.Interf
 	broadcaster := record.NewBroadcaster(record.WithContext(ctx))
 	broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: client.CoreV1().Events("")})
 	recorder := broadcaster.NewRecorder(scheme.Scheme, v1.EventSource{Component: "tessera-agent", Host: o.nodeName})
-	p := &deviceplugin.Plugin{
-		Devices: devices,
-		Pods: func() []*v1.Pod {
-			list, _ := pods.Lister().List(labels.Everything())
-			return list
-		},
-		Dir:    o.devicePluginDir,
-		Events: recorder,
-		Logger: logger,
+	podsOfNode := func() []*v1.Pod {
+		list, _ := pods.Lister().List(labels.Everything())
+		return list
 	}
+	allocated := make(chan struct{}, 1)
+	p := &deviceplugin.Plugin{
+		Devices:   devices,
+		Pods:      podsOfNode,
+		Dir:       o.devicePluginDir,
+		Events:    recorder,
+		Allocated: allocated,
+		Logger:    logger,
+	}
+	r := &deviceplugin.Reconciler{
+		Client:  client,
+		Devices: devices,
+		Pods:    podsOfNode,
+		Socket:  o.podResourcesSocket,
+		Events:  recorder,
+		Logger:  logger.WithName("reconcile"),
+	}
+	go r.Run(ctx, allocated)
 	go func() {
 		_ = p.Run(ctx)
 		broadcaster.Shutdown()

@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/tessera-sched/tessera/pkg/agent"
+	"github.com/tessera-sched/tessera/pkg/agent/deviceplugin"
 	"github.com/tessera-sched/tessera/pkg/agent/simulated"
 )
 
@@ -28,6 +29,8 @@ type options struct {
 	devicePlugin  bool
 	// devicePluginDir is the kubelet's device-plugin directory.
 	devicePluginDir string
+	// podResourcesSocket is the kubelet's PodResources socket.
+	podResourcesSocket string
 }
 
 // defaultInterval is how often the agent re-discovers the GPUs. A minute
@@ -56,6 +59,7 @@ func (o *options) addFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.nvmlLibrary, "nvml-library", "", "path of libnvidia-ml.so.1 (default: the dynamic linker's search path)")
 	fs.BoolVar(&o.devicePlugin, "device-plugin", false, "also serve nvidia.com/gpu to the kubelet as a device plugin (in place of NVIDIA's, which must not run on the node) that hands each pod exactly the GPUs in its tessera.dev/gpu-assignment and fails the admission of a container the kubelet gave other GPUs; needs the kubelet's device-plugin directory (--device-plugin-dir)")
 	fs.StringVar(&o.devicePluginDir, "device-plugin-dir", "/var/lib/kubelet/device-plugins", "the kubelet's device-plugin directory, where kubelet.sock is")
+	fs.StringVar(&o.podResourcesSocket, "pod-resources-socket", deviceplugin.PodResourcesSocket, "with --device-plugin: the kubelet's PodResources socket, read to record (as the pod annotation tessera.dev/gpu-realized) the GPUs pods of other schedulers, or pods the kubelet gave other GPUs, really hold")
 	fs.StringVar(&o.simulate, "simulate", "", "use simulated GPUs instead of NVML, for playgrounds and tests on machines without GPUs: one of "+strings.Join(simulated.Systems(), ", ")+" (NVIDIA's NVML mocks, eight GPUs on one NVLink fabric and two NUMA nodes, UUIDs derived from the node name); never use on a GPU node")
 }
 

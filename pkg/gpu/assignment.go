@@ -15,6 +15,13 @@ import (
 // replica reads it to rebuild NodeState after a restart.
 const AnnotationAssignment = "tessera.dev/gpu-assignment"
 
+// AnnotationRealized is the pod annotation in which the node agent records
+// the devices the kubelet really gave the pod, in the same encoding, when
+// they are not its assignment: pods placed by another scheduler, or a node
+// that did otherwise than the scheduler chose. Where it is set, it is what
+// the pod holds.
+const AnnotationRealized = "tessera.dev/gpu-realized"
+
 // AssignmentVersion is the version of the annotation encoding that
 // MarshalAssignment writes and UnmarshalAssignment reads. It changes only
 // when a reader of an older version would misread the new data.

@@ -29,10 +29,11 @@ type Reservations func(types.UID) (gpu.Assignment, bool)
 
 // BuildNodeGPUs derives a node's GPU state from its topology (nil for a
 // node without GPUs) and the pods on it: a reserved pod's devices from
-// reserved, a bound pod's from its assignment annotation, and for a pod
-// placed by another scheduler (no annotation) a conservative assignment of
-// what it requests, chosen after all known assignments so that it takes
-// what is left.
+// reserved, a bound pod's from the devices the node agent saw it get
+// (tessera.dev/gpu-realized) or else its assignment annotation, and for a
+// pod placed by another scheduler that the agent has not reported yet a
+// conservative assignment of what it requests, chosen after all known
+// assignments so that it takes what is left.
 func BuildNodeGPUs(logger klog.Logger, topo *NodeTopology, pods []*v1.Pod, reserved Reservations) *NodeGPUs {
 	ns := &NodeGPUs{Topology: topo}
 	if topo == nil {
@@ -49,6 +50,18 @@ func BuildNodeGPUs(logger klog.Logger, topo *NodeTopology, pods []*v1.Pod, reser
 				}
 				continue
 			}
+		}
+		// What the node agent saw the kubelet give the pod comes first: it
+		// is what the pod holds.
+		if raw, ok := pod.Annotations[gpu.AnnotationRealized]; ok {
+			a, err := gpu.UnmarshalAssignment(raw)
+			if err == nil {
+				err = ns.GPUs.Add(a)
+			}
+			if err == nil {
+				continue
+			}
+			logger.V(2).Info("Ignoring unusable realized GPU annotation", "pod", klog.KObj(pod), "err", err)
 		}
 		if raw, ok := pod.Annotations[AnnotationAssignment]; ok {
 			a, err := gpu.UnmarshalAssignment(raw)

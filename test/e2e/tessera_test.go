@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -184,7 +185,35 @@ func devicesHandedOut(t *testing.T) {
 		t.Fatalf("pod %s (placed by the default scheduler) got %v; the Tessera pods hold %v", foreign.Name, visible, sets.List(held))
 	}
 	t.Logf("pod %s (default scheduler, no assignment) got %s, none of the Tessera pods' GPUs", foreign.Name, visible[0])
-	for _, name := range []string{"four-gpus", "two-gpus", foreign.Name} {
+
+	// The agent reads the kubelet's PodResources and records the foreign
+	// pod's real GPU on it; the scheduler then accounts that GPU, not a
+	// guess, and the next Tessera pod gets one of the GPUs really free.
+	var realized gpu.Assignment
+	err := wait.PollUntilContextTimeout(ctx, 250*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
+		p, err := cluster.Client.CoreV1().Pods(ns).Get(ctx, foreign.Name, metav1.GetOptions{})
+		if err != nil {
+			return false, nil
+		}
+		realized, err = gpu.UnmarshalAssignment(p.Annotations[gpu.AnnotationRealized])
+		return err == nil && len(realized.UUIDs) > 0, nil
+	})
+	if err != nil || !slices.Equal(realized.UUIDs, visible) {
+		t.Fatalf("pod %s: %s is %v (UUIDs %v), want the GPU its container saw, %v", foreign.Name, gpu.AnnotationRealized, realized.Describe(), realized.UUIDs, visible)
+	}
+	held.Insert(visible...)
+	next := busyboxPod(ns, "one-more-gpu", "tessera-scheduler", script)
+	next.Spec.Containers[0].Resources.Limits = v1.ResourceList{gpu.ResourceGPU: mustQuantity("1")}
+	if _, err := cluster.Client.CoreV1().Pods(ns).Create(ctx, next, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	running := waitRunning(t, ns, next.Name, 2*time.Minute)
+	nextSaw := visibleDevices(t, ns, next.Name)
+	if len(nextSaw) != 1 || held.Has(nextSaw[0]) {
+		t.Fatalf("pod %s got %v; the GPUs in use are %v", next.Name, nextSaw, sets.List(held))
+	}
+	t.Logf("pod %s: %s recorded on the foreign pod; %s then got %s (%s), a GPU really free", foreign.Name, realized.Describe(), next.Name, nextSaw[0], running.Annotations[gpu.AnnotationAssignment])
+	for _, name := range []string{"four-gpus", "two-gpus", foreign.Name, next.Name} {
 		_ = cluster.Client.CoreV1().Pods(ns).Delete(ctx, name, metav1.DeleteOptions{})
 	}
 }

@@ -58,6 +58,9 @@ type Plugin struct {
 	Dir string
 	// Events, if set, records why a pod's devices were refused.
 	Events record.EventRecorder
+	// Allocated, if set, is poked (without blocking) after every
+	// allocation, so that the Reconciler reports it soon.
+	Allocated chan<- struct{}
 	// WaitForPod bounds how long Allocate waits for the pod's assignment to
 	// reach the agent's informer before deciding (default 5s).
 	WaitForPod time.Duration
@@ -240,6 +243,12 @@ func (p *Plugin) Allocate(ctx context.Context, req *pluginapi.AllocateRequest) (
 		resp.ContainerResponses = append(resp.ContainerResponses, &pluginapi.ContainerAllocateResponse{
 			Envs: map[string]string{"NVIDIA_VISIBLE_DEVICES": strings.Join(cr.DevicesIds, ",")},
 		})
+	}
+	if p.Allocated != nil {
+		select {
+		case p.Allocated <- struct{}{}:
+		default:
+		}
 	}
 	return resp, nil
 }
