@@ -340,6 +340,26 @@ func (c *Cluster) startControlPlane(ctx context.Context) error {
 	return nil
 }
 
+// RestartKubelet stops the node's kubelet (SIGTERM, as systemd would) and
+// starts it again with the same configuration, leaving its containers
+// running, as on a node whose kubelet is upgraded or crashes: device plugins
+// must register again, pods must be adopted.
+func (c *Cluster) RestartKubelet(name string) error {
+	for _, n := range c.nodes {
+		if n.name != name {
+			continue
+		}
+		n.kubelet.stop(20 * time.Second)
+		k, err := c.spawn(n.name+"-kubelet", n.kubeletCmd[0], n.kubeletCmd[1:]...)
+		if err != nil {
+			return err
+		}
+		n.kubelet = k
+		return nil
+	}
+	return fmt.Errorf("no node %q", name)
+}
+
 // StopDefaultScheduler stops the bootstrap default scheduler, for a cluster
 // where Tessera takes over as the default scheduler.
 func (c *Cluster) StopDefaultScheduler() {
@@ -394,6 +414,7 @@ func (c *Cluster) startNode(ctx context.Context, i int, no NodeOptions, imagesTa
 		"--node-ip="+c.Host.IP.String(),
 		"--v=2",
 	)
+	n.kubeletCmd = append([]string{bin}, args...)
 	n.kubelet, err = c.spawn(no.Name+"-kubelet", bin, args...)
 	if err != nil {
 		return err

@@ -37,6 +37,8 @@ type node struct {
 	mountns    *process
 	containerd *process
 	kubelet    *process
+	// kubeletCmd is the kubelet's command line, for RestartKubelet.
+	kubeletCmd []string
 }
 
 // runcRoot is where runc keeps the state of the node's containers.

@@ -13,6 +13,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/utils/ptr"
 
 	"github.com/tessera-sched/tessera/pkg/realcluster"
 )
@@ -24,6 +25,9 @@ func busyboxPod(ns, name, schedulerName, script string) *v1.Pod {
 		Spec: v1.PodSpec{
 			SchedulerName: schedulerName,
 			RestartPolicy: v1.RestartPolicyNever,
+			// sh as PID 1 ignores SIGTERM: without this, deleting a
+			// sleeping pod takes the default 30 s.
+			TerminationGracePeriodSeconds: ptr.To[int64](1),
 			Containers: []v1.Container{{
 				Name:            "main",
 				Image:           realcluster.BusyboxImage,

@@ -49,6 +49,7 @@ func TestTesseraOnRealNodes(t *testing.T) {
 		{"pods bound by tessera-scheduler run to completion", podsRun},
 		{"deploy manifests/agent-device-plugin (simulated GPUs)", deployAgent},
 		{"containers get exactly the assigned GPUs", devicesHandedOut},
+		{"kubelet restart: running pods kept, device plugin registers again", kubeletRestart},
 		{"leader failover", leaderFailover},
 		{"manifests/default-scheduler replaces the default scheduler", defaultScheduler},
 	}
@@ -214,6 +215,74 @@ func devicesHandedOut(t *testing.T) {
 	}
 	t.Logf("pod %s: %s recorded on the foreign pod; %s then got %s (%s), a GPU really free", foreign.Name, realized.Describe(), next.Name, nextSaw[0], running.Annotations[gpu.AnnotationAssignment])
 	for _, name := range []string{"four-gpus", "two-gpus", foreign.Name, next.Name} {
+		_ = cluster.Client.CoreV1().Pods(ns).Delete(ctx, name, metav1.DeleteOptions{})
+	}
+}
+
+// kubeletRestart restarts the GPU node's kubelet (as an upgrade or a crash
+// would) under a running GPU pod: the pod keeps its container, the kubelet
+// removes every socket in its device-plugin directory when it starts, and
+// the agent must serve and register again for the next GPU pod to be
+// admitted with its assigned GPUs.
+func kubeletRestart(t *testing.T) {
+	ns := "e2e-restart"
+	createNamespace(t, ns)
+	ctx := context.Background()
+	const script = `echo "NVIDIA_VISIBLE_DEVICES=$NVIDIA_VISIBLE_DEVICES"; sleep 3600`
+	gpuPod := func(name string) *v1.Pod {
+		p := busyboxPod(ns, name, "tessera-scheduler", script)
+		p.Spec.Containers[0].Resources.Limits = v1.ResourceList{gpu.ResourceGPU: mustQuantity("2")}
+		if _, err := cluster.Client.CoreV1().Pods(ns).Create(ctx, p, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	held := gpuPod("held-across-restart")
+	before := waitRunning(t, ns, held.Name, 2*time.Minute)
+	heldSaw := visibleDevices(t, ns, held.Name)
+
+	start := time.Now()
+	if err := cluster.RestartKubelet(gpuNode); err != nil {
+		t.Fatal(err)
+	}
+	err := wait.PollUntilContextTimeout(ctx, 250*time.Millisecond, 90*time.Second, true, func(ctx context.Context) (bool, error) {
+		n, err := cluster.Client.CoreV1().Nodes().Get(ctx, gpuNode, metav1.GetOptions{})
+		if err != nil {
+			return false, nil
+		}
+		for _, c := range n.Status.Conditions {
+			if c.Type == v1.NodeReady {
+				return c.Status == v1.ConditionTrue && c.LastHeartbeatTime.After(start), nil
+			}
+		}
+		return false, nil
+	})
+	if err != nil {
+		t.Fatalf("node %s not Ready again after its kubelet restarted: %v", gpuNode, err)
+	}
+	ready := time.Since(start)
+
+	next := gpuPod("after-restart")
+	running := waitRunning(t, ns, next.Name, 2*time.Minute)
+	a, err := gpu.UnmarshalAssignment(running.Annotations[gpu.AnnotationAssignment])
+	if err != nil {
+		t.Fatal(err)
+	}
+	saw := visibleDevices(t, ns, next.Name)
+	if !sets.New(saw...).Equal(sets.New(a.UUIDs...)) || sets.New(saw...).HasAny(heldSaw...) {
+		t.Fatalf("pod %s after the restart saw %v, assigned %v; the pod held across the restart has %v", next.Name, saw, a.UUIDs, heldSaw)
+	}
+	after, err := cluster.Client.CoreV1().Pods(ns).Get(ctx, held.Name, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if after.Status.Phase != v1.PodRunning || len(after.Status.ContainerStatuses) == 0 ||
+		after.Status.ContainerStatuses[0].ContainerID != before.Status.ContainerStatuses[0].ContainerID ||
+		after.Status.ContainerStatuses[0].RestartCount != 0 {
+		t.Fatalf("pod %s did not keep its container across the kubelet restart: %s", held.Name, describePod(after))
+	}
+	t.Logf("kubelet of %s restarted, Ready again after %.1fs; %s kept its container; %s admitted with its assigned %s", gpuNode, ready.Seconds(), held.Name, next.Name, a.Describe())
+	for _, name := range []string{held.Name, next.Name} {
 		_ = cluster.Client.CoreV1().Pods(ns).Delete(ctx, name, metav1.DeleteOptions{})
 	}
 }

@@ -3,6 +3,7 @@ package integration
 import (
 	"context"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -58,12 +59,13 @@ func namespaceAndCRDs(t *testing.T) []*unstructured.Unstructured {
 func TestManifestsAcceptedByAPIServer(t *testing.T) {
 	scheduler := []string{"Namespace", "CustomResourceDefinition", "ClusterRole", "ClusterRoleBinding", "ServiceAccount", "ConfigMap", "Deployment"}
 	for dir, wantKinds := range map[string][]string{
-		"base":              scheduler,
-		"default-scheduler": scheduler,
-		"agent":             {"ServiceAccount", "ClusterRole", "ClusterRoleBinding", "DaemonSet", "ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding"},
+		"base":                scheduler,
+		"default-scheduler":   scheduler,
+		"agent":               {"ServiceAccount", "ClusterRole", "ClusterRoleBinding", "DaemonSet", "ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding"},
+		"agent-device-plugin": {"ServiceAccount", "ClusterRole", "ClusterRoleBinding", "DaemonSet", "ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding"},
 	} {
 		t.Run(dir, func(t *testing.T) {
-			if dir == "agent" {
+			if strings.HasPrefix(dir, "agent") {
 				// The agent installs into the scheduler's namespace, after
 				// the CRDs.
 				applyObjects(t, namespaceAndCRDs(t), false)

@@ -97,6 +97,10 @@ type Gang struct {
 	// counts, per group, the victims whose eviction is still under way.
 	executor   *preemption.Executor
 	preempting map[gangcore.GroupKey]*atomic.Int64
+	// evicted remembers when each victim was evicted, so that a plan made
+	// before the scheduler's snapshot shows the deletion treats it as
+	// leaving (see leaving).
+	evicted map[types.UID]time.Time
 }
 
 var (
@@ -136,6 +140,7 @@ func New(ctx context.Context, obj runtime.Object, h fwk.Handle) (fwk.Plugin, err
 		ctx:      ctx,
 
 		preempting: map[gangcore.GroupKey]*atomic.Int64{},
+		evicted:    map[types.UID]time.Time{},
 	}
 	logger := klog.FromContext(ctx)
 	if f := h.SharedInformerFactory(); f != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sync/atomic"
+	"time"
 
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -110,7 +111,10 @@ func (pl *Gang) planPreemption(key gangcore.GroupKey, pod *v1.Pod) ([]*v1.Pod, s
 	}
 	// Pods being deleted are room being given back: the plan sees the
 	// cluster without them, so that no pod is evicted twice for one room.
-	sim := pl.newGroupSim(g, need, pods, members, nodes, false, terminating)
+	// That includes the victims this plugin evicted whose deletion the
+	// scheduler's snapshot does not show yet: planning again before the
+	// informer caught up would evict them (or others) a second time.
+	sim := pl.newGroupSim(g, need, pods, members, nodes, false, pl.leaving)
 	// The same simulation requiring local GPUs: it shares the derived node
 	// states (runs undo what they assume), so nothing is derived twice.
 	local := *sim
@@ -144,8 +148,29 @@ func usages(pods []*v1.Pod) []quota.PodUsage {
 // terminating reports a pod being deleted.
 func terminating(p *v1.Pod) bool { return p.DeletionTimestamp != nil }
 
+// evictedMemory is how long a victim's eviction is remembered: long enough
+// for the scheduler's informer to see the deletion (milliseconds to
+// seconds), short enough that the map stays small.
+const evictedMemory = 2 * time.Minute
+
+// leaving reports the pods that are on their way out: being deleted, or
+// evicted by this plugin within evictedMemory.
+func (pl *Gang) leaving(p *v1.Pod) bool {
+	if terminating(p) {
+		return true
+	}
+	pl.mu.Lock()
+	defer pl.mu.Unlock()
+	at, ok := pl.evicted[p.UID]
+	if ok && pl.now().Sub(at) > evictedMemory {
+		delete(pl.evicted, p.UID)
+		return false
+	}
+	return ok
+}
+
 // planVictims is planPreemption's decision: the victims among the pods on
-// nodes (not the group's own, not terminating) that let sim's members all
+// nodes (not the group's own, not leaving: sim.gone) that let sim's members all
 // fit at once within their namespace's quota (tracker), preempting with
 // priority, or a message saying why there are none.
 func planVictims(key gangcore.GroupKey, priority int32, sim *groupSim, nodes []fwk.NodeInfo, tracker *quota.Tracker) ([]*v1.Pod, string) {
@@ -162,7 +187,7 @@ func planVictims(key gangcore.GroupKey, priority int32, sim *groupSim, nodes []f
 	for _, ni := range nodes {
 		for _, pi := range ni.GetPods() {
 			p := pi.GetPod()
-			if terminating(p) || groupKeyOf(p) == key {
+			if sim.gone != nil && sim.gone(p) || groupKeyOf(p) == key {
 				continue
 			}
 			byUID[string(p.UID)] = p
@@ -242,6 +267,9 @@ func (pl *Gang) evict(ctx context.Context, key gangcore.GroupKey, pod *v1.Pod, v
 				logger.Error(err, "Evicting a victim of a pod group's preemption", "podGroup", key, "victim", klog.KObj(v))
 			} else {
 				countPreempted(pod.Namespace, v.Namespace)
+				pl.mu.Lock()
+				pl.evicted[v.UID] = pl.now()
+				pl.mu.Unlock()
 			}
 			left.Add(-1)
 		}, Name)
