@@ -28,6 +28,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -358,6 +359,27 @@ func (c *Cluster) RestartKubelet(name string) error {
 		return nil
 	}
 	return fmt.Errorf("no node %q", name)
+}
+
+// KillContainer sends SIGKILL to a container of the node (containerID as
+// in a pod's status, "containerd://<id>"), as the kernel's OOM killer or a
+// crash would: the process gets no chance to clean up (a leader cannot
+// release its lease). The kubelet then restarts it per the pod's policy.
+func (c *Cluster) KillContainer(nodeName, containerID string) error {
+	id := strings.TrimPrefix(containerID, "containerd://")
+	for _, n := range c.nodes {
+		if n.name != nodeName {
+			continue
+		}
+		// containerd's runc shim keeps each namespace's containers under
+		// <Root>/<namespace>.
+		out, err := exec.Command(c.Host.Tools["runc"], "--root", filepath.Join(n.runcRoot(), "k8s.io"), "kill", id, "KILL").CombinedOutput()
+		if err != nil {
+			return fmt.Errorf("runc kill %s on node %s: %v: %s", id, nodeName, err, strings.TrimSpace(string(out)))
+		}
+		return nil
+	}
+	return fmt.Errorf("no node %q", nodeName)
 }
 
 // StopDefaultScheduler stops the bootstrap default scheduler, for a cluster

@@ -4,17 +4,16 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"time"
 
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 	"sigs.k8s.io/yaml"
+
+	"github.com/tessera-sched/tessera/pkg/internal/unixgrpc"
 )
 
 // bridgePrefix names the Linux bridges the nodes' pod networks use
@@ -235,11 +234,7 @@ func (n *node) waitCRI(ctx context.Context) error {
 }
 
 func (n *node) withCRI(ctx context.Context, f func(runtimeapi.RuntimeServiceClient, runtimeapi.ImageServiceClient) error) error {
-	conn, err := grpc.NewClient("unix://"+n.socket, grpc.WithTransportCredentials(insecure.NewCredentials()),
-		grpc.WithContextDialer(func(ctx context.Context, addr string) (net.Conn, error) {
-			var d net.Dialer
-			return d.DialContext(ctx, "unix", strings.TrimPrefix(addr, "unix://"))
-		}))
+	conn, err := unixgrpc.Dial(n.socket)
 	if err != nil {
 		return err
 	}

@@ -58,9 +58,9 @@ func createNamespace(t *testing.T, name string) {
 	}
 }
 
-// waitTerminated waits until the pod's container has terminated and
-// returns the pod.
-func waitTerminated(t *testing.T, ns, name string, timeout time.Duration) *v1.Pod {
+// waitPod polls the pod until done says so (or fails) and returns it;
+// what it last saw is in the failure.
+func waitPod(t *testing.T, ns, name string, timeout time.Duration, what string, done func(*v1.Pod) (bool, error)) *v1.Pod {
 	t.Helper()
 	var pod *v1.Pod
 	err := wait.PollUntilContextTimeout(context.Background(), 250*time.Millisecond, timeout, true, func(ctx context.Context) (bool, error) {
@@ -69,12 +69,33 @@ func waitTerminated(t *testing.T, ns, name string, timeout time.Duration) *v1.Po
 			return false, nil
 		}
 		pod = p
-		return p.Status.Phase == v1.PodSucceeded || p.Status.Phase == v1.PodFailed, nil
+		return done(p)
 	})
 	if err != nil {
-		t.Fatalf("pod %s/%s did not run to completion in %s: %s", ns, name, timeout, describePod(pod))
+		t.Fatalf("pod %s/%s did not %s in %s (%v): %s", ns, name, what, timeout, err, describePod(pod))
 	}
 	return pod
+}
+
+func ended(p *v1.Pod) bool {
+	return p.Status.Phase == v1.PodSucceeded || p.Status.Phase == v1.PodFailed
+}
+
+// waitTerminated waits until the pod has run to completion.
+func waitTerminated(t *testing.T, ns, name string, timeout time.Duration) *v1.Pod {
+	t.Helper()
+	return waitPod(t, ns, name, timeout, "run to completion", func(p *v1.Pod) (bool, error) { return ended(p), nil })
+}
+
+// waitRunning waits until the pod runs; its ending first is a failure.
+func waitRunning(t *testing.T, ns, name string, timeout time.Duration) *v1.Pod {
+	t.Helper()
+	return waitPod(t, ns, name, timeout, "run", func(p *v1.Pod) (bool, error) {
+		if ended(p) {
+			return false, fmt.Errorf("pod ended: %s %s", p.Status.Reason, p.Status.Message)
+		}
+		return p.Status.Phase == v1.PodRunning, nil
+	})
 }
 
 func describePod(p *v1.Pod) string {

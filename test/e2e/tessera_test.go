@@ -21,6 +21,9 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/sets"
 	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/rest"
+	schedv1alpha1 "sigs.k8s.io/scheduler-plugins/apis/scheduling/v1alpha1"
+	"sigs.k8s.io/scheduler-plugins/pkg/generated/clientset/versioned"
 
 	"github.com/tessera-sched/tessera/manifests/render"
 	"github.com/tessera-sched/tessera/pkg/gpu"
@@ -51,6 +54,7 @@ func TestTesseraOnRealNodes(t *testing.T) {
 		{"containers get exactly the assigned GPUs", devicesHandedOut},
 		{"kubelet restart: running pods kept, device plugin registers again", kubeletRestart},
 		{"leader failover", leaderFailover},
+		{"leader killed (SIGKILL) while a gang assembles", leaderKilledMidGang},
 		{"manifests/default-scheduler replaces the default scheduler", defaultScheduler},
 	}
 	for _, s := range stages {
@@ -314,26 +318,6 @@ func visibleDevices(t *testing.T, ns, pod string) []string {
 	return strings.Split(line, ",")
 }
 
-func waitRunning(t *testing.T, ns, name string, timeout time.Duration) *v1.Pod {
-	t.Helper()
-	var pod *v1.Pod
-	err := wait.PollUntilContextTimeout(context.Background(), 250*time.Millisecond, timeout, true, func(ctx context.Context) (bool, error) {
-		p, err := cluster.Client.CoreV1().Pods(ns).Get(ctx, name, metav1.GetOptions{})
-		if err != nil {
-			return false, nil
-		}
-		pod = p
-		if p.Status.Phase == v1.PodFailed || p.Status.Phase == v1.PodSucceeded {
-			return false, fmt.Errorf("pod ended: %s %s", p.Status.Reason, p.Status.Message)
-		}
-		return p.Status.Phase == v1.PodRunning, nil
-	})
-	if err != nil {
-		t.Fatalf("pod %s/%s not running in %s: %v; %s", ns, name, timeout, err, describePod(pod))
-	}
-	return pod
-}
-
 func unstructuredSlice(obj map[string]any, fields ...string) ([]any, bool, error) {
 	return unstructured.NestedSlice(obj, fields...)
 }
@@ -401,6 +385,94 @@ func leaderFailover(t *testing.T) {
 	setUnschedulable(t, false)
 	waitRollout(t, 3*time.Minute)
 	t.Logf("leader %s deleted with every node cordoned; the other replica %s took the lease after %.1fs and bound %s", leaderPod, survivor, took.Seconds(), second.Name)
+}
+
+// leaderKilledMidGang kills the leading replica's process outright (SIGKILL
+// through runc: no lease released) while a three-member pod group has only
+// two members:
+// nothing of the group may be bound before the new leader takes the lease
+// (after the old lease expires) and the third member arrives; then all
+// three bind and run.
+func leaderKilledMidGang(t *testing.T) {
+	ns := "e2e-gang-chaos"
+	createNamespace(t, ns)
+	ctx := context.Background()
+	cfg := rest.CopyConfig(cluster.Config)
+	cfg.ContentType = "application/json"
+	pg := &schedv1alpha1.PodGroup{
+		ObjectMeta: metav1.ObjectMeta{Name: "train", Namespace: ns},
+		Spec:       schedv1alpha1.PodGroupSpec{MinMember: 3},
+	}
+	if _, err := versioned.NewForConfigOrDie(cfg).SchedulingV1alpha1().PodGroups(ns).Create(ctx, pg, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	member := func(i int) string {
+		p := busyboxPod(ns, fmt.Sprintf("train-%d", i), "tessera-scheduler", "echo worker up; sleep 2")
+		p.Labels = map[string]string{schedv1alpha1.PodGroupLabel: "train"}
+		if _, err := cluster.Client.CoreV1().Pods(ns).Create(ctx, p, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		return p.Name
+	}
+	bound := func() int {
+		list, err := cluster.Client.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		for _, p := range list.Items {
+			if p.Spec.NodeName != "" {
+				n++
+			}
+		}
+		return n
+	}
+	member(0)
+	member(1)
+	before := waitLeader(t, "", time.Minute)
+	killed := podOfHolder(before)
+	time.Sleep(2 * time.Second) // the two members reach the scheduler
+	if n := bound(); n != 0 {
+		t.Fatalf("%d members of a 3-member group bound with 2 created", n)
+	}
+	leaderPod, err := cluster.Client.CoreV1().Pods(tesseraNS).Get(ctx, killed, metav1.GetOptions{})
+	if err != nil || len(leaderPod.Status.ContainerStatuses) == 0 {
+		t.Fatalf("leader pod %s: %v", killed, err)
+	}
+	start := time.Now()
+	if err := cluster.KillContainer(leaderPod.Spec.NodeName, leaderPod.Status.ContainerStatuses[0].ContainerID); err != nil {
+		t.Fatal(err)
+	}
+	// Until a new leader holds the lease, and while the group is short,
+	// nothing of it may be bound.
+	var after string
+	err = wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, 2*time.Minute, true, func(ctx context.Context) (bool, error) {
+		if n := bound(); n != 0 {
+			return false, fmt.Errorf("%d members bound during the failover with 2 of 3 created", n)
+		}
+		lease, err := cluster.Client.CoordinationV1().Leases(tesseraNS).Get(ctx, "tessera-scheduler", metav1.GetOptions{})
+		if err != nil || lease.Spec.HolderIdentity == nil {
+			return false, nil
+		}
+		// The killed container restarts in the same pod, with a new
+		// identity: any holder but the killed process will do.
+		after = *lease.Spec.HolderIdentity
+		return after != "" && after != before, nil
+	})
+	if err != nil {
+		t.Fatalf("failover with a short gang: %v", err)
+	}
+	took := time.Since(start)
+	member(2)
+	for i := 0; i < 3; i++ {
+		got := waitTerminated(t, ns, fmt.Sprintf("train-%d", i), 2*time.Minute)
+		if got.Status.Phase != v1.PodSucceeded {
+			t.Fatalf("member train-%d: %s", i, describePod(got))
+		}
+		expectScheduledBy(t, ns, got.Name, "tessera-scheduler", after)
+	}
+	waitRollout(t, 3*time.Minute)
+	t.Logf("leader %s SIGKILLed with 2 of 3 members waiting; %s took the lease after %.1fs (the lease had to expire); nothing bound meanwhile; all 3 bound by it and ran", killed, after, took.Seconds())
 }
 
 func defaultScheduler(t *testing.T) {

@@ -31,13 +31,14 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/sets"
 	"k8s.io/client-go/tools/record"
 	"k8s.io/klog/v2"
 	pluginapi "k8s.io/kubelet/pkg/apis/deviceplugin/v1beta1"
+
+	"github.com/tessera-sched/tessera/pkg/internal/unixgrpc"
 )
 
 // ResourceGPU is the resource the plugin serves.
@@ -136,11 +137,7 @@ func (p *Plugin) serveOnce(ctx context.Context) error {
 }
 
 func (p *Plugin) register(ctx context.Context, kubeletSocket string) error {
-	conn, err := grpc.NewClient("unix://"+kubeletSocket, grpc.WithTransportCredentials(insecure.NewCredentials()),
-		grpc.WithContextDialer(func(ctx context.Context, addr string) (net.Conn, error) {
-			var d net.Dialer
-			return d.DialContext(ctx, "unix", strings.TrimPrefix(addr, "unix://"))
-		}))
+	conn, err := unixgrpc.Dial(kubeletSocket)
 	if err != nil {
 		return err
 	}

@@ -4,14 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net"
 	"slices"
 	"sort"
 	"strings"
 	"time"
 
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 	v1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -21,6 +18,7 @@ import (
 	podresourcesapi "k8s.io/kubelet/pkg/apis/podresources/v1"
 
 	"github.com/tessera-sched/tessera/pkg/gpu"
+	"github.com/tessera-sched/tessera/pkg/internal/unixgrpc"
 )
 
 // PodResourcesSocket is the kubelet's PodResources API socket (the one DCGM
@@ -122,11 +120,7 @@ func (r *Reconciler) Sync(ctx context.Context) error {
 // list returns, per pod (namespace/name), the GPU UUIDs the kubelet
 // allocated to its containers.
 func (r *Reconciler) list(ctx context.Context) (map[string][]string, error) {
-	conn, err := grpc.NewClient("unix://"+r.Socket, grpc.WithTransportCredentials(insecure.NewCredentials()),
-		grpc.WithContextDialer(func(ctx context.Context, addr string) (net.Conn, error) {
-			var d net.Dialer
-			return d.DialContext(ctx, "unix", strings.TrimPrefix(addr, "unix://"))
-		}))
+	conn, err := unixgrpc.Dial(r.Socket)
 	if err != nil {
 		return nil, err
 	}
