@@ -30,9 +30,9 @@ PERF_RUN = cd test/perf && PATH=$(BIN):$$PATH TESSERA_BENCH_AUDIT=$(PERF_AUDIT) 
 all: build
 
 help: ## Show this help.
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  %-10s %s\n", $$1, $$2}'
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  %-10s %s\n", $$1, $$2}'
 
-build: cc ## Build tessera-scheduler, tessera and tessera-agent into ./bin.
+build: cc ## Build tessera-scheduler, tessera, tessera-agent and tessera-pause (real nodes' pod sandbox) into ./bin.
 	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN)/ ./cmd/...
 
 test: cc lint $(BIN)/etcd ## Unit and integration tests (real kube-apiserver + etcd, in-process), and the scheduler_perf smoke.
