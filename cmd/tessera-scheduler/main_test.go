@@ -92,3 +92,41 @@ func writeFile(t *testing.T, path, content string) {
 		t.Fatal(err)
 	}
 }
+
+// TestKubeconfigBesideConfig: --kubeconfig is used when --config's file
+// names no kubeconfig (upstream ignores it and exits with "no configuration
+// has been provided"), and the file's own kubeconfig wins when it names
+// one. A kubeconfig that cannot be read shows which one was used.
+func TestKubeconfigBesideConfig(t *testing.T) {
+	dir := t.TempDir()
+	broken := filepath.Join(dir, "broken-kubeconfig")
+	writeFile(t, broken, "this is not a kubeconfig: [")
+	config := func(clientConnection string) string {
+		path := filepath.Join(dir, "config-"+strings.ReplaceAll(clientConnection, "/", "_")+".yaml")
+		cc := ""
+		if clientConnection != "" {
+			cc = "clientConnection:\n  kubeconfig: " + clientConnection + "\n"
+		}
+		writeFile(t, path, "apiVersion: kubescheduler.config.k8s.io/v1\nkind: KubeSchedulerConfiguration\n"+cc+"leaderElection:\n  leaderElect: false\n")
+		return path
+	}
+	tests := []struct {
+		name     string
+		config   string
+		wantUsed string
+	}{
+		{name: "no kubeconfig in the file: --kubeconfig's", config: config(""), wantUsed: broken},
+		{name: "the file's kubeconfig wins", config: config(filepath.Join(dir, "missing")), wantUsed: filepath.Join(dir, "missing")},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			out, code := runMain(t, "--config="+tc.config, "--kubeconfig="+broken, "--secure-port=0")
+			if code == 0 {
+				t.Fatalf("started with an unreadable kubeconfig:\n%s", out)
+			}
+			if !strings.Contains(out, tc.wantUsed) || strings.Contains(out, "no configuration has been provided") {
+				t.Errorf("output does not show the kubeconfig %s was used:\n%s", tc.wantUsed, out)
+			}
+		})
+	}
+}
