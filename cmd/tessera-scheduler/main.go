@@ -5,11 +5,19 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"os"
+	"time"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
+	authorizationv1 "k8s.io/api/authorization/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/component-base/cli"
 	_ "k8s.io/component-base/logs/json/register"
 	_ "k8s.io/component-base/metrics/prometheus/clientgo"
@@ -31,9 +39,89 @@ func main() {
 			return err
 		}
 		defer cleanup()
+		if err := checkLeaderElection(cmd.Context(), cmd.Flags()); err != nil {
+			return err
+		}
 		return run(cmd, args)
 	}
 	os.Exit(cli.Run(command))
+}
+
+// checkLeaderElection refuses to start a scheduler that could never take
+// its lease: upstream's elector retries for ever, silently for a user,
+// when the lease's namespace does not exist or RBAC denies the lease, and
+// pods then get no condition and no Event. Only definite answers (the
+// namespace is not found, access is denied) stop it; an API server that
+// does not answer yet is left to upstream's retries.
+func checkLeaderElection(ctx context.Context, fs *pflag.FlagSet) error {
+	config := fs.Lookup("config")
+	if config == nil || config.Value.String() == "" {
+		return nil
+	}
+	data, err := os.ReadFile(config.Value.String())
+	if err != nil {
+		return nil
+	}
+	var cfg struct {
+		ClientConnection struct {
+			Kubeconfig string `json:"kubeconfig"`
+		} `json:"clientConnection"`
+		LeaderElection struct {
+			LeaderElect       *bool  `json:"leaderElect"`
+			ResourceName      string `json:"resourceName"`
+			ResourceNamespace string `json:"resourceNamespace"`
+		} `json:"leaderElection"`
+	}
+	if err := yaml.Unmarshal(data, &cfg); err != nil {
+		return nil
+	}
+	le := cfg.LeaderElection
+	if f := fs.Lookup("leader-elect"); f != nil && f.Changed {
+		on := f.Value.String() == "true"
+		le.LeaderElect = &on
+	}
+	if le.LeaderElect != nil && !*le.LeaderElect {
+		return nil
+	}
+	ns, name := orDefault(le.ResourceNamespace, "kube-system"), orDefault(le.ResourceName, "kube-scheduler")
+	var rc *rest.Config
+	if cfg.ClientConnection.Kubeconfig != "" {
+		rc, err = clientcmd.BuildConfigFromFlags("", cfg.ClientConnection.Kubeconfig)
+	} else {
+		rc, err = rest.InClusterConfig()
+	}
+	if err != nil {
+		return nil // upstream reports a bad kubeconfig
+	}
+	client, err := kubernetes.NewForConfig(rc)
+	if err != nil {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if _, err := client.CoreV1().Namespaces().Get(ctx, ns, metav1.GetOptions{}); apierrors.IsNotFound(err) {
+		return fmt.Errorf("leader election: the lease %s/%s cannot be taken because namespace %q does not exist (leaderElection.resourceNamespace in %s); create it (kubectl apply -k manifests/base does), or run without leader election (--leader-elect=false)", ns, name, ns, config.Value.String())
+	}
+	for _, verb := range []string{"get", "update", "create"} {
+		review := &authorizationv1.SelfSubjectAccessReview{Spec: authorizationv1.SelfSubjectAccessReviewSpec{
+			ResourceAttributes: &authorizationv1.ResourceAttributes{Namespace: ns, Verb: verb, Group: "coordination.k8s.io", Resource: "leases", Name: name},
+		}}
+		if verb == "create" {
+			review.Spec.ResourceAttributes.Name = ""
+		}
+		got, err := client.AuthorizationV1().SelfSubjectAccessReviews().Create(ctx, review, metav1.CreateOptions{})
+		if err == nil && !got.Status.Allowed {
+			return fmt.Errorf("leader election: this scheduler may not %s the lease %s/%s (RBAC: coordination.k8s.io leases, verb %s, namespace %s): %s; grant it (manifests/base/rbac.yaml's Role tessera-scheduler-leader-election does) or run without leader election (--leader-elect=false)", verb, ns, name, verb, ns, got.Status.Reason)
+		}
+	}
+	return nil
+}
+
+func orDefault(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
 }
 
 // kubeconfigIntoConfig makes --kubeconfig work beside --config. Upstream

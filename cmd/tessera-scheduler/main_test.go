@@ -1,11 +1,13 @@
 package main
 
 import (
+	"context"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // The tests run this test binary again as the real command (main), so that
@@ -21,7 +23,11 @@ func TestMain(m *testing.M) {
 
 func runMain(t *testing.T, args ...string) (string, int) {
 	t.Helper()
-	cmd := exec.Command(os.Args[0])
+	// A scheduler that starts for real would run until stopped: every test
+	// here expects it to exit, so one that does not within a minute fails.
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, os.Args[0])
 	cmd.Env = append(os.Environ(), "TESSERA_SCHEDULER_RUN_MAIN=1", "TESSERA_SCHEDULER_ARGS="+strings.Join(args, " "))
 	out, err := cmd.CombinedOutput()
 	code := 0
