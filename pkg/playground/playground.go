@@ -6,6 +6,7 @@ package playground
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -14,7 +15,9 @@ import (
 	"path/filepath"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	v1 "k8s.io/api/core/v1"
@@ -50,6 +53,53 @@ type Options struct {
 	SettleTimeout time.Duration
 }
 
+// tempPrefix starts the name of a playground's temporary folder, followed
+// by the id of the process that owns it.
+const tempPrefix = "tessera-playground-pid"
+
+// removeStale removes the temporary folders under dir of playgrounds whose
+// process no longer exists, and returns how many it removed.
+func removeStale(dir, prefix string) int {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return 0
+	}
+	n := 0
+	for _, e := range entries {
+		rest, ok := strings.CutPrefix(e.Name(), prefix)
+		if !ok || !e.IsDir() {
+			continue
+		}
+		pidText, _, _ := strings.Cut(rest, "-")
+		pid, err := strconv.Atoi(pidText)
+		if err != nil || pid <= 0 || processAlive(pid) {
+			continue
+		}
+		if os.RemoveAll(filepath.Join(dir, e.Name())) == nil {
+			n++
+		}
+	}
+	return n
+}
+
+// processAlive reports whether a process with this id exists and has not
+// exited (signal 0 checks without sending anything; EPERM means it exists
+// but is not ours; a zombie, exited but not yet reaped, counts as gone).
+func processAlive(pid int) bool {
+	if err := syscall.Kill(pid, 0); err != nil && !errors.Is(err, syscall.EPERM) {
+		return false
+	}
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return true
+	}
+	// "pid (comm) state ...": the state follows the last parenthesis.
+	if i := strings.LastIndexByte(string(stat), ')'); i >= 0 && i+2 < len(stat) {
+		return stat[i+2] != 'Z'
+	}
+	return true
+}
+
 // Run starts the playground, prints the report and tears everything down
 // (unless Keep). It returns an error only when the playground itself could
 // not run; pods that stay Pending are part of the report, not an error.
@@ -60,7 +110,14 @@ func Run(ctx context.Context, o Options) error {
 	if o.SettleTimeout == 0 {
 		o.SettleTimeout = 90 * time.Second
 	}
-	dir, err := os.MkdirTemp("", "tessera-playground-")
+	if n := removeStale(os.TempDir(), tempPrefix); n > 0 {
+		fmt.Fprintf(o.Out, "Removed %d temporary folders left by playgrounds that were killed.\n", n)
+	}
+	// The folder holds etcd's data and an admin kubeconfig: MkdirTemp makes
+	// it 0700, and its name carries this process's id so that the next
+	// playground can remove it if this one is killed (SIGKILL cannot be
+	// caught; SIGINT and SIGTERM end ctx and the deferred removal runs).
+	dir, err := os.MkdirTemp("", fmt.Sprintf("%s%d-", tempPrefix, os.Getpid()))
 	if err != nil {
 		return err
 	}

@@ -3,6 +3,10 @@ package playground
 import (
 	"bytes"
 	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -60,5 +64,37 @@ func TestPlaygroundReport(t *testing.T) {
 	quarter := regexp.MustCompile(`(?m)notebook-quarter-gpu\s+\S+ of a GPU\s+(\S+)\s+250m of GPU (\d)`).FindStringSubmatch(report)
 	if half == nil || quarter == nil || half[1] != quarter[1] || half[2] != quarter[2] {
 		t.Errorf("the two GPU shares were not packed onto one GPU: %v / %v", half, quarter)
+	}
+}
+
+// TestRemoveStale: a folder left by a playground whose process is gone
+// (killed with SIGKILL, which no handler can catch) is removed by the next
+// playground; one whose process lives, and other folders, are kept.
+func TestRemoveStale(t *testing.T) {
+	dir := t.TempDir()
+	dead := exec.Command("true")
+	if err := dead.Run(); err != nil {
+		t.Fatal(err)
+	}
+	mk := func(name string) string {
+		p := filepath.Join(dir, name)
+		if err := os.MkdirAll(filepath.Join(p, "etcd"), 0o700); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	stale := mk(fmt.Sprintf("%s%d-123", tempPrefix, dead.Process.Pid))
+	live := mk(fmt.Sprintf("%s%d-456", tempPrefix, os.Getpid()))
+	other := mk("tessera-playground-real-789")
+	if n := removeStale(dir, tempPrefix); n != 1 {
+		t.Errorf("removed %d folders, want 1", n)
+	}
+	if _, err := os.Stat(stale); !os.IsNotExist(err) {
+		t.Errorf("the dead playground's folder is still there (%v)", err)
+	}
+	for _, p := range []string{live, other} {
+		if _, err := os.Stat(p); err != nil {
+			t.Errorf("%s was removed: %v", p, err)
+		}
 	}
 }
