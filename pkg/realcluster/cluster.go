@@ -245,11 +245,7 @@ func (c *Cluster) startControlPlane(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	admin, err := p.issue("admin", "tessera-admin", []string{"system:masters"}, nil, nil)
-	if err != nil {
-		return err
-	}
-	if c.Kubeconfig, err = p.kubeconfig("admin", c.server, admin); err != nil {
+	if c.Kubeconfig, err = p.clientKubeconfig("admin", "tessera-admin", []string{"system:masters"}, c.server); err != nil {
 		return err
 	}
 	cfg, err := clientcmd.BuildConfigFromFlags("", c.Kubeconfig)
@@ -273,11 +269,7 @@ func (c *Cluster) startControlPlane(ctx context.Context) error {
 	c.say("control plane: etcd, kube-apiserver at %s (pods reach it as https://10.96.0.1:443) ready in %.1fs", c.server, time.Since(start).Seconds())
 
 	start = time.Now()
-	kcm, err := p.issue("kube-controller-manager", "system:kube-controller-manager", nil, nil, nil)
-	if err != nil {
-		return err
-	}
-	kcmConfig, err := p.kubeconfig("kube-controller-manager", c.server, kcm)
+	kcmConfig, err := p.clientKubeconfig("kube-controller-manager", "system:kube-controller-manager", nil, c.server)
 	if err != nil {
 		return err
 	}
@@ -312,11 +304,7 @@ func (c *Cluster) startControlPlane(ctx context.Context) error {
 		return err
 	}
 
-	sched, err := p.issue("kube-scheduler", "system:kube-scheduler", nil, nil, nil)
-	if err != nil {
-		return err
-	}
-	schedConfig, err := p.kubeconfig("kube-scheduler", c.server, sched)
+	schedConfig, err := p.clientKubeconfig("kube-scheduler", "system:kube-scheduler", nil, c.server)
 	if err != nil {
 		return err
 	}
@@ -415,11 +403,7 @@ func (c *Cluster) startNode(ctx context.Context, i int, no NodeOptions, imagesTa
 	if err := n.importImages(ctx, c.Host, imagesTar); err != nil {
 		return err
 	}
-	kp, err := c.pki.issue("kubelet-"+no.Name, "system:node:"+no.Name, []string{"system:nodes"}, nil, nil)
-	if err != nil {
-		return err
-	}
-	kubeconfig, err := c.pki.kubeconfig("kubelet-"+no.Name, c.server, kp)
+	kubeconfig, err := c.pki.clientKubeconfig("kubelet-"+no.Name, "system:node:"+no.Name, []string{"system:nodes"}, c.server)
 	if err != nil {
 		return err
 	}
@@ -446,11 +430,7 @@ func (c *Cluster) startNode(ctx context.Context, i int, no NodeOptions, imagesTa
 }
 
 func (c *Cluster) startProxy() error {
-	kp, err := c.pki.issue("kube-proxy", "system:kube-proxy", nil, nil, nil)
-	if err != nil {
-		return err
-	}
-	kubeconfig, err := c.pki.kubeconfig("kube-proxy", c.server, kp)
+	kubeconfig, err := c.pki.clientKubeconfig("kube-proxy", "system:kube-proxy", nil, c.server)
 	if err != nil {
 		return err
 	}

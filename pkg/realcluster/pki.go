@@ -117,6 +117,16 @@ func (p *pki) kubeconfig(name, server string, kp keyPair) (string, error) {
 	return path, clientcmd.WriteToFile(*kc, path)
 }
 
+// clientKubeconfig issues a client certificate for user commonName in
+// groups orgs and writes a kubeconfig for server that uses it.
+func (p *pki) clientKubeconfig(name, commonName string, orgs []string, server string) (string, error) {
+	kp, err := p.issue(name, commonName, orgs, nil, nil)
+	if err != nil {
+		return "", err
+	}
+	return p.kubeconfig(name, server, kp)
+}
+
 func certPEM(der []byte) []byte {
 	return pem.EncodeToMemory(&pem.Block{Type: certutil.CertificateBlockType, Bytes: der})
 }

@@ -4,7 +4,6 @@ package e2e
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"slices"
 	"strings"
@@ -119,7 +118,7 @@ func deployAgent(t *testing.T) {
 	if err != nil {
 		t.Fatalf("the agent published no NodeGPUTopology for %s: %v", gpuNode, err)
 	}
-	gpus, _, _ := unstructuredSlice(topo.Object, "spec", "gpus")
+	gpus, _, _ := unstructured.NestedSlice(topo.Object, "spec", "gpus")
 	if len(gpus) != 8 {
 		t.Fatalf("NodeGPUTopology %s lists %d GPUs, want 8", gpuNode, len(gpus))
 	}
@@ -316,10 +315,6 @@ func visibleDevices(t *testing.T, ns, pod string) []string {
 		return nil
 	}
 	return strings.Split(line, ",")
-}
-
-func unstructuredSlice(obj map[string]any, fields ...string) ([]any, bool, error) {
-	return unstructured.NestedSlice(obj, fields...)
 }
 
 var nodeGPUTopologies = schema.GroupVersionResource{Group: "tessera.dev", Version: "v1alpha1", Resource: "nodegputopologies"}
@@ -665,9 +660,4 @@ func expectScheduledBy(t *testing.T, ns, pod, profile, holder string) {
 	if e.ReportingController != profile || e.ReportingInstance != profile+"-"+podOfHolder(holder) {
 		t.Fatalf("pod %s/%s was scheduled by %s/%s, want profile %s of %s: %s", ns, pod, e.ReportingController, e.ReportingInstance, profile, podOfHolder(holder), e.Note)
 	}
-}
-
-func mustJSON(v any) string {
-	data, _ := json.Marshal(v)
-	return string(data)
 }

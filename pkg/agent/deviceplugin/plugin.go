@@ -69,6 +69,9 @@ type Plugin struct {
 
 	mu    sync.Mutex
 	given map[types.UID]sets.Set[string]
+	// reported is the reason last reported per pod whose assignment
+	// cannot be honoured.
+	reported map[types.UID]string
 
 	pluginapi.UnimplementedDevicePluginServer
 }
@@ -84,6 +87,7 @@ func (p *Plugin) Run(ctx context.Context) error {
 		p.WaitForPod = 5 * time.Second
 	}
 	p.given = map[types.UID]sets.Set[string]{}
+	p.reported = map[types.UID]string{}
 	for ctx.Err() == nil {
 		err := p.serveOnce(ctx)
 		if ctx.Err() != nil {
@@ -313,6 +317,14 @@ func (p *Plugin) assignments() ([]intent, []badAssignment) {
 	p.mu.Unlock()
 	intents, bad := intentsOf(p.Pods(), p.Devices, given)
 	for _, b := range bad {
+		// Every request reads the assignments again; say it once.
+		p.mu.Lock()
+		seen := p.reported[b.pod.UID] == b.reason
+		p.reported[b.pod.UID] = b.reason
+		p.mu.Unlock()
+		if seen {
+			continue
+		}
 		p.Logger.Info("Pod's GPU assignment cannot be honoured on this node", "pod", klog.KObj(b.pod), "reason", b.reason)
 		if p.Events != nil && b.pod.Status.Phase == v1.PodPending {
 			p.Events.Eventf(b.pod, v1.EventTypeWarning, "GPUAssignmentInvalid", "tessera-agent cannot honour %s: %s", "tessera.dev/gpu-assignment", b.reason)

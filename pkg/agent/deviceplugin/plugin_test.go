@@ -30,7 +30,7 @@ func lateInformer(after int32, pods ...*v1.Pod) func() []*v1.Pod {
 }
 
 func newTestPlugin(pods func() []*v1.Pod) *Plugin {
-	return &Plugin{Devices: devices, Pods: pods, WaitForPod: 2 * time.Second, Logger: klog.Background(), given: map[types.UID]sets.Set[string]{}}
+	return &Plugin{Devices: devices, Pods: pods, WaitForPod: 2 * time.Second, Logger: klog.Background(), given: map[types.UID]sets.Set[string]{}, reported: map[types.UID]string{}}
 }
 
 // TestPluginWaitsForTheInformer: when the kubelet asks before the pod
