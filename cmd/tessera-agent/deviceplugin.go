@@ -20,9 +20,10 @@ import (
 	tesserav1alpha1 "github.com/tessera-sched/tessera/pkg/apis/tessera/v1alpha1"
 )
 
-// startDevicePlugin starts the device plugin for the discovered GPUs: an
-// informer on the pods bound to this node (their assignments), an Event
-// recorder, and the plugin's server, until ctx ends.
+// startDevicePlugin starts the device plugins for the discovered GPUs
+// (whole GPUs, and their shares): an informer on the pods bound to this
+// node (their assignments), an Event recorder, the plugins' servers and the
+// PodResources reconciler, until ctx ends.
 func startDevicePlugin(ctx context.Context, o *options, client kubernetes.Interface, spec tesserav1alpha1.NodeGPUTopologySpec) error {
 	logger := klog.FromContext(ctx).WithName("device-plugin")
 	var devices []deviceplugin.Device
@@ -70,7 +71,17 @@ func startDevicePlugin(ctx context.Context, o *options, client kubernetes.Interf
 		Events:  recorder,
 		Logger:  logger.WithName("reconcile"),
 	}
+	shares := &deviceplugin.SharePlugin{
+		Devices:   devices,
+		Pods:      podsOfNode,
+		Admitting: deviceplugin.Admitting(o.podResourcesSocket),
+		Dir:       o.devicePluginDir,
+		Events:    recorder,
+		Allocated: allocated,
+		Logger:    logger.WithName("shares"),
+	}
 	go r.Run(ctx, allocated)
+	go func() { _ = shares.Run(ctx) }()
 	go func() {
 		_ = p.Run(ctx)
 		broadcaster.Shutdown()

@@ -7,10 +7,21 @@ import (
 )
 
 // AnnotationShare is the pod annotation that asks for a share of one GPU in
-// milli-GPUs (1-999). No extended resource exists for shares, so the
+// milli-GPUs (1-999). No extended resource measures shares, so the
 // scheduler accounts them per GPU, and quotas count them under the same
 // name.
 const AnnotationShare = "tessera.dev/gpu-milli"
+
+// ResourceShareSlot is the extended resource through which the kubelet
+// admits a share pod: tessera-agent's device plugin serves it as slots of
+// each GPU, and the admission policy shipped with it adds one slot to the
+// first container of every pod annotated with AnnotationShare. Without a
+// resource the kubelet would call no device plugin for the pod, and the
+// container would get no GPU (or, through an image's own
+// NVIDIA_VISIBLE_DEVICES, any GPU). A slot is a token, not an amount: the
+// share's size is the annotation's, and neither quotas nor node capacity
+// count slots.
+const ResourceShareSlot = "tessera.dev/gpu-share-slot"
 
 // MIGSlices returns the number of compute slices an instance of a MIG
 // profile takes: "3g.40gb" takes 3 of MIGComputeSlices. It accepts the

@@ -41,6 +41,9 @@ func QuotaCharge(pod *v1.Pod) quota.Resources {
 	reqs := resourcehelper.PodRequests(pod, resourcehelper.PodResourcesOptions{})
 	out := make(quota.Resources, len(reqs)+2)
 	for name, q := range reqs {
+		if name == ResourceShareSlot {
+			continue // a token; the share annotation is the amount
+		}
 		if v := Amount(name, q); v != 0 {
 			out[string(name)] = v
 		}
@@ -77,6 +80,9 @@ func QuotaUsage(pod *v1.Pod, node string) quota.PodUsage {
 func NodeCapacity(node *v1.Node) quota.Resources {
 	out := make(quota.Resources, len(node.Status.Allocatable)+2)
 	for name, q := range node.Status.Allocatable {
+		if name == ResourceShareSlot {
+			continue // slots of the same whole GPUs
+		}
 		out[string(name)] = Amount(name, q)
 	}
 	// GPU equivalents first: share capacity is carved out of the same

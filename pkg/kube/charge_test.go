@@ -49,6 +49,11 @@ func TestQuotaCharge(t *testing.T) {
 			want: quota.Resources{"tessera.dev/gpu-milli": 250, "tessera.dev/gpu": 250},
 		},
 		{
+			name: "a share's admission slot is not charged",
+			pod:  st.MakePod().Annotation(AnnotationShare, "250").Req(map[v1.ResourceName]string{ResourceShareSlot: "1"}).Obj(),
+			want: quota.Resources{"tessera.dev/gpu-milli": 250, "tessera.dev/gpu": 250},
+		},
+		{
 			name: "an unknown MIG profile is charged as a whole GPU per instance",
 			pod:  st.MakePod().Req(map[v1.ResourceName]string{"nvidia.com/mig-9g.99gb": "2"}).Obj(),
 			want: quota.Resources{"nvidia.com/mig-9g.99gb": 2, "tessera.dev/gpu": 2000},
@@ -74,9 +79,9 @@ func TestQuotaCharge(t *testing.T) {
 }
 
 func TestNodeCapacity(t *testing.T) {
-	node := st.MakeNode().Name("n").Capacity(map[v1.ResourceName]string{v1.ResourceCPU: "8", "nvidia.com/gpu": "4", "nvidia.com/mig-1g.10gb": "7"}).Obj()
+	node := st.MakeNode().Name("n").Capacity(map[v1.ResourceName]string{v1.ResourceCPU: "8", "nvidia.com/gpu": "4", "nvidia.com/mig-1g.10gb": "7", ResourceShareSlot: "400"}).Obj()
 	got := NodeCapacity(node)
-	if got["tessera.dev/gpu"] != 5000 || got["tessera.dev/gpu-milli"] != 4000 || got["cpu"] != 8000 {
-		t.Errorf("NodeCapacity = %v: want 5 GPU equivalents (4 whole + 7 x 1g), 4000 share milli, 8000m CPU", got)
+	if got["tessera.dev/gpu"] != 5000 || got["tessera.dev/gpu-milli"] != 4000 || got["cpu"] != 8000 || got[string(ResourceShareSlot)] != 0 {
+		t.Errorf("NodeCapacity = %v: want 5 GPU equivalents (4 whole + 7 x 1g), 4000 share milli, 8000m CPU, no share slots", got)
 	}
 }

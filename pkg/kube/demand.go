@@ -72,6 +72,9 @@ func ParseDemand(pod *v1.Pod) (*Demand, error) {
 	if err != nil {
 		return nil, err
 	}
+	if _, ok := reqs[ResourceShareSlot]; ok && milli == 0 {
+		return nil, fmt.Errorf("resource %s is requested without annotation %s: a slot only admits a GPU share; ask for the share with the annotation (tessera-agent's admission policy then adds the slot)", ResourceShareSlot, AnnotationShare)
+	}
 	if milli > 0 {
 		if d.WholeGPUs > 0 || len(d.MIG) > 0 {
 			return nil, fmt.Errorf("annotation %s=%q cannot be combined with %s or MIG resources in one pod", AnnotationShare, pod.Annotations[AnnotationShare], ResourceGPU)

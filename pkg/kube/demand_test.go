@@ -40,6 +40,16 @@ func TestParseDemand(t *testing.T) {
 			want: Demand{ShareMilli: 250, Locality: gpu.LocalityPreferred},
 		},
 		{
+			name: "share with the slot the admission policy adds",
+			pod:  st.MakePod().Annotation(AnnotationShare, "250").Req(map[v1.ResourceName]string{ResourceShareSlot: "1"}).Obj(),
+			want: Demand{ShareMilli: 250, Locality: gpu.LocalityPreferred},
+		},
+		{
+			name:    "slot without a share",
+			pod:     st.MakePod().Req(map[v1.ResourceName]string{ResourceShareSlot: "1"}).Obj(),
+			wantErr: []string{"tessera.dev/gpu-share-slot", "without annotation tessera.dev/gpu-milli"},
+		},
+		{
 			name:    "share not a number",
 			pod:     st.MakePod().Annotation(AnnotationShare, "quarter").Obj(),
 			wantErr: []string{AnnotationShare, `"quarter"`, "1 to 999"},

@@ -16,6 +16,9 @@ const (
 	ResourceGPU v1.ResourceName = gpu.ResourceGPU
 	// AnnotationShare asks for a share of one GPU in milli-GPUs (1-999).
 	AnnotationShare = gpu.AnnotationShare
+	// ResourceShareSlot admits a share pod on a node whose GPUs
+	// tessera-agent's device plugin serves (see gpu.ResourceShareSlot).
+	ResourceShareSlot v1.ResourceName = gpu.ResourceShareSlot
 	// AnnotationTopology is "required" or "preferred" (default): whether a
 	// multi-GPU pod must get GPUs of one NVLink domain or NUMA node.
 	AnnotationTopology = "tessera.dev/gpu-topology"

@@ -12,6 +12,8 @@ import (
 	"k8s.io/apimachinery/pkg/util/wait"
 
 	"github.com/tessera-sched/tessera/manifests/render"
+	"github.com/tessera-sched/tessera/pkg/agent/deviceplugin"
+	"github.com/tessera-sched/tessera/pkg/gpu"
 	"github.com/tessera-sched/tessera/pkg/localcluster"
 )
 
@@ -42,7 +44,7 @@ func (c *Cluster) Apply(ctx context.Context, dir string, overlay render.Overlay)
 // --simulate=system. First it creates the RuntimeClass nvidia that the GPU
 // Operator would have (its handler is containerd's stand-in, see the node
 // configuration). It waits until every node in gpuNodes advertises gpus
-// nvidia.com/gpu from the agent's device plugin.
+// nvidia.com/gpu, and their share slots, from the agent's device plugin.
 func (c *Cluster) DeploySimulatedAgent(ctx context.Context, system string, gpuNodes []string, gpus int64, timeout time.Duration) error {
 	rc := &nodev1.RuntimeClass{ObjectMeta: metav1.ObjectMeta{Name: "nvidia"}, Handler: "nvidia"}
 	if _, err := c.Client.NodeV1().RuntimeClasses().Create(ctx, rc, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
@@ -67,8 +69,9 @@ func (c *Cluster) DeploySimulatedAgent(ctx context.Context, system string, gpuNo
 				return false, nil
 			}
 			q := node.Status.Allocatable["nvidia.com/gpu"]
-			got = q.String()
-			return q.Value() == gpus, nil
+			slots := node.Status.Allocatable[gpu.ResourceShareSlot]
+			got = fmt.Sprintf("%s and %s=%s", q.String(), gpu.ResourceShareSlot, slots.String())
+			return q.Value() == gpus && slots.Value() == gpus*deviceplugin.SlotsPerGPU, nil
 		})
 		if err != nil {
 			pods, _ := c.Client.CoreV1().Pods("tessera-system").List(ctx, metav1.ListOptions{LabelSelector: "app.kubernetes.io/name=tessera-agent"})
@@ -76,7 +79,7 @@ func (c *Cluster) DeploySimulatedAgent(ctx context.Context, system string, gpuNo
 			for _, p := range pods.Items {
 				states = append(states, fmt.Sprintf("%s on %s: %s", p.Name, p.Spec.NodeName, p.Status.Phase))
 			}
-			return fmt.Errorf("node %s advertises nvidia.com/gpu=%s after %s, want %d from tessera-agent's device plugin (agent pods: %s)", n, got, timeout, gpus, strings.Join(states, "; "))
+			return fmt.Errorf("node %s advertises nvidia.com/gpu=%s after %s, want %d GPUs and their share slots from tessera-agent's device plugin (agent pods: %s)", n, got, timeout, gpus, strings.Join(states, "; "))
 		}
 	}
 	return nil

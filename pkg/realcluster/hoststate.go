@@ -86,6 +86,12 @@ func saveIptables(tool string) (map[string]*iptablesTable, error) {
 	return tables, sc.Err()
 }
 
+// builtinChains are the kernel's own chains: they appear in a table's
+// listing as soon as anything loads the table (on a fresh host, the
+// cluster's first rule), and are never the cluster's to remove; rules the
+// cluster added to them are.
+var builtinChains = map[string]bool{"PREROUTING": true, "INPUT": true, "FORWARD": true, "OUTPUT": true, "POSTROUTING": true}
+
 // addedIptables returns, per tool, an iptables-restore script that removes
 // the chains and rules added since before, and a description of them.
 func (before hostState) addedIptables() (map[string]string, []string) {
@@ -114,13 +120,13 @@ func (before hostState) addedIptables() (map[string]string, []string) {
 			var deletes, chains []string
 			for _, r := range t.rules {
 				chain := strings.Fields(r)[1]
-				if !oldRules[r] && prev.chains[chain] {
+				if !oldRules[r] && (prev.chains[chain] || builtinChains[chain]) {
 					deletes = append(deletes, "-D"+strings.TrimPrefix(r, "-A"))
 					added = append(added, fmt.Sprintf("%s -t %s rule %s", tool, name, r))
 				}
 			}
 			for c := range t.chains {
-				if !prev.chains[c] {
+				if !prev.chains[c] && !builtinChains[c] {
 					chains = append(chains, c)
 					added = append(added, fmt.Sprintf("%s -t %s chain %s", tool, name, c))
 				}

@@ -51,6 +51,7 @@ func TestTesseraOnRealNodes(t *testing.T) {
 		{"pods bound by tessera-scheduler run to completion", podsRun},
 		{"deploy manifests/agent-device-plugin (simulated GPUs)", deployAgent},
 		{"containers get exactly the assigned GPUs", devicesHandedOut},
+		{"share pods get the GPU of their share", sharesHandedOut},
 		{"kubelet restart: running pods kept, device plugin registers again", kubeletRestart},
 		{"leader failover", leaderFailover},
 		{"leader killed (SIGKILL) while a gang assembles", leaderKilledMidGang},
@@ -218,6 +219,85 @@ func devicesHandedOut(t *testing.T) {
 	}
 	t.Logf("pod %s: %s recorded on the foreign pod; %s then got %s (%s), a GPU really free", foreign.Name, realized.Describe(), next.Name, nextSaw[0], running.Annotations[gpu.AnnotationAssignment])
 	for _, name := range []string{"four-gpus", "two-gpus", foreign.Name, next.Name} {
+		_ = cluster.Client.CoreV1().Pods(ns).Delete(ctx, name, metav1.DeleteOptions{})
+	}
+}
+
+// sharesHandedOut checks GPU shares end to end: share pods written as
+// users write them (only the annotation tessera.dev/gpu-milli) get a share
+// slot from the shipped admission policy, are placed by Tessera, and each
+// container sees exactly the GPU of its share; a hand-written assignment
+// that would take a GPU over 1000m, and a share pod the stock scheduler
+// placed, fail admission naming why.
+func sharesHandedOut(t *testing.T) {
+	ns := "e2e-shares"
+	createNamespace(t, ns)
+	ctx := context.Background()
+	const script = `echo "NVIDIA_VISIBLE_DEVICES=$NVIDIA_VISIBLE_DEVICES"; echo "TESSERA_GPU_MILLI=$TESSERA_GPU_MILLI"; sleep 20`
+	milli := map[string]int{"half": 500, "quarter-a": 250, "quarter-b": 250}
+	for _, name := range []string{"half", "quarter-a", "quarter-b"} {
+		p := busyboxPod(ns, name, "tessera-scheduler", script)
+		p.Annotations = map[string]string{gpu.AnnotationShare: fmt.Sprint(milli[name])}
+		created, err := cluster.Client.CoreV1().Pods(ns).Create(ctx, p, metav1.CreateOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if q := created.Spec.Containers[0].Resources.Limits[gpu.ResourceShareSlot]; q.Value() != 1 {
+			t.Fatalf("pod %s: the admission policy gave it %s=%s, want 1", name, gpu.ResourceShareSlot, q.String())
+		}
+	}
+	perGPU := map[int]int{}
+	byName := map[string]gpu.Share{}
+	for _, name := range []string{"half", "quarter-a", "quarter-b"} {
+		running := waitRunning(t, ns, name, 2*time.Minute)
+		a, err := gpu.UnmarshalAssignment(running.Annotations[gpu.AnnotationAssignment])
+		if err != nil || len(a.Shares) != 1 || len(a.UUIDs) != 1 || a.Shares[0].Milli != milli[name] {
+			t.Fatalf("pod %s: assignment %q (%v), want one %dm share with its GPU's UUID", name, running.Annotations[gpu.AnnotationAssignment], err, milli[name])
+		}
+		visible := visibleDevices(t, ns, name)
+		if !slices.Equal(visible, a.UUIDs) {
+			t.Fatalf("pod %s: the container got %v, its share is of %v (%s)", name, visible, a.UUIDs, a.Describe())
+		}
+		perGPU[a.Shares[0].GPU] += a.Shares[0].Milli
+		byName[name] = a.Shares[0]
+		t.Logf("pod %s on %s: assigned %s, container sees exactly %s", name, running.Spec.NodeName, a.Describe(), visible[0])
+	}
+	for g, m := range perGPU {
+		if m > 1000 {
+			t.Fatalf("GPU %d holds shares of %dm", g, m)
+		}
+	}
+
+	// An assignment written by hand onto the GPU of the 500m share that
+	// would take it to 1400m: refused at admission, naming the sum.
+	over := busyboxPod(ns, "over-share", "", script)
+	over.Spec.NodeName = gpuNode
+	g := byName["half"].GPU
+	over.Annotations = map[string]string{
+		gpu.AnnotationShare:      "900",
+		gpu.AnnotationAssignment: fmt.Sprintf(`{"v":1,"shares":[{"gpu":%d,"milli":900}]}`, g),
+	}
+	if _, err := cluster.Client.CoreV1().Pods(ns).Create(ctx, over, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	got := waitTerminated(t, ns, over.Name, time.Minute)
+	if got.Status.Phase != v1.PodFailed || !strings.Contains(got.Status.Message, "over 1000m") {
+		t.Fatalf("pod %s (900m more on GPU %d): phase %s, message %q; want it refused, over 1000m", over.Name, g, got.Status.Phase, got.Status.Message)
+	}
+	t.Logf("pod %s refused at admission: %s", over.Name, got.Status.Message)
+
+	foreign := busyboxPod(ns, "default-scheduler-share", "", script)
+	foreign.Annotations = map[string]string{gpu.AnnotationShare: "100"}
+	foreign.Spec.NodeSelector = map[string]string{"kubernetes.io/hostname": gpuNode}
+	if _, err := cluster.Client.CoreV1().Pods(ns).Create(ctx, foreign, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	got = waitTerminated(t, ns, foreign.Name, time.Minute)
+	if got.Status.Phase != v1.PodFailed || !strings.Contains(got.Status.Message, "no Tessera scheduler placed it") {
+		t.Fatalf("pod %s (a share pod of the stock scheduler): phase %s, message %q; want it refused", foreign.Name, got.Status.Phase, got.Status.Message)
+	}
+	t.Logf("pod %s refused at admission: %s", foreign.Name, got.Status.Message)
+	for _, name := range []string{"half", "quarter-a", "quarter-b", over.Name, foreign.Name} {
 		_ = cluster.Client.CoreV1().Pods(ns).Delete(ctx, name, metav1.DeleteOptions{})
 	}
 }

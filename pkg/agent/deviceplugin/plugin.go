@@ -21,11 +21,7 @@ package deviceplugin
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"net"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"time"
@@ -38,11 +34,14 @@ import (
 	"k8s.io/klog/v2"
 	pluginapi "k8s.io/kubelet/pkg/apis/deviceplugin/v1beta1"
 
-	"github.com/tessera-sched/tessera/pkg/internal/unixgrpc"
+	"github.com/tessera-sched/tessera/pkg/gpu"
 )
 
 // ResourceGPU is the resource the plugin serves.
 const ResourceGPU = "nvidia.com/gpu"
+
+// ResourceShareSlot is the resource the share plugin serves.
+const ResourceShareSlot = gpu.ResourceShareSlot
 
 // socketName is the plugin's socket in the kubelet's device-plugin
 // directory.
@@ -77,87 +76,14 @@ type Plugin struct {
 }
 
 // Run serves the plugin and registers it with the kubelet until ctx ends,
-// serving and registering again whenever the kubelet restarts (it removes
-// every socket in its directory when it starts).
+// serving and registering again whenever the kubelet restarts.
 func (p *Plugin) Run(ctx context.Context) error {
-	if p.Dir == "" {
-		p.Dir = pluginapi.DevicePluginPath
-	}
 	if p.WaitForPod == 0 {
 		p.WaitForPod = 5 * time.Second
 	}
 	p.given = map[types.UID]sets.Set[string]{}
 	p.reported = map[types.UID]string{}
-	for ctx.Err() == nil {
-		err := p.serveOnce(ctx)
-		if ctx.Err() != nil {
-			return nil
-		}
-		p.Logger.Info("Device plugin stopped serving; starting again", "reason", err)
-		select {
-		case <-ctx.Done():
-		case <-time.After(2 * time.Second):
-		}
-	}
-	return nil
-}
-
-// serveOnce serves until ctx ends, the kubelet restarts or the plugin's
-// socket is removed.
-func (p *Plugin) serveOnce(ctx context.Context) error {
-	socket := filepath.Join(p.Dir, socketName)
-	_ = os.Remove(socket)
-	l, err := net.Listen("unix", socket)
-	if err != nil {
-		return fmt.Errorf("listening on %s: %w", socket, err)
-	}
-	srv := grpc.NewServer()
-	pluginapi.RegisterDevicePluginServer(srv, p)
-	go func() { _ = srv.Serve(l) }()
-	defer srv.Stop()
-
-	kubeletSocket := filepath.Join(p.Dir, "kubelet.sock")
-	if err := p.register(ctx, kubeletSocket); err != nil {
-		return err
-	}
-	p.Logger.Info("Registered with the kubelet", "resource", ResourceGPU, "devices", len(p.Devices), "socket", socket)
-	kubelet, _ := os.Stat(kubeletSocket)
-	tick := time.NewTicker(time.Second)
-	defer tick.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-tick.C:
-		}
-		if _, err := os.Stat(socket); err != nil {
-			return errors.New("the plugin's socket was removed (kubelet restart)")
-		}
-		now, err := os.Stat(kubeletSocket)
-		if err != nil || kubelet == nil || !os.SameFile(now, kubelet) {
-			return errors.New("the kubelet's socket changed (kubelet restart)")
-		}
-	}
-}
-
-func (p *Plugin) register(ctx context.Context, kubeletSocket string) error {
-	conn, err := unixgrpc.Dial(kubeletSocket)
-	if err != nil {
-		return err
-	}
-	defer conn.Close()
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	_, err = pluginapi.NewRegistrationClient(conn).Register(ctx, &pluginapi.RegisterRequest{
-		Version:      pluginapi.Version,
-		Endpoint:     socketName,
-		ResourceName: ResourceGPU,
-		Options:      &pluginapi.DevicePluginOptions{GetPreferredAllocationAvailable: true},
-	})
-	if err != nil {
-		return fmt.Errorf("registering with the kubelet at %s: %w", kubeletSocket, err)
-	}
-	return nil
+	return serve(ctx, endpoint{dir: p.Dir, socket: socketName, resource: ResourceGPU, devices: len(p.Devices), server: p, logger: p.Logger})
 }
 
 // GetDevicePluginOptions says the plugin answers GetPreferredAllocation.

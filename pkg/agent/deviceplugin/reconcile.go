@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
-	"sort"
 	"strings"
 	"time"
 
@@ -15,21 +14,16 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/record"
 	"k8s.io/klog/v2"
-	podresourcesapi "k8s.io/kubelet/pkg/apis/podresources/v1"
 
 	"github.com/tessera-sched/tessera/pkg/gpu"
-	"github.com/tessera-sched/tessera/pkg/internal/unixgrpc"
+	"github.com/tessera-sched/tessera/pkg/kube"
 )
-
-// PodResourcesSocket is the kubelet's PodResources API socket (the one DCGM
-// exporter and NFD's topology updater read).
-const PodResourcesSocket = "/var/lib/kubelet/pod-resources/kubelet.sock"
 
 // Reconciler reports what the kubelet really gave each pod: it reads the
 // kubelet's PodResources API (there is no watch, so it polls) and writes
 // the GPUs a pod holds as the annotation tessera.dev/gpu-realized on every
 // pod whose devices are not its assignment: pods another scheduler placed
-// (no assignment), and Tessera pods the kubelet gave other GPUs (after a
+// (no assignment), and Tessera pods the kubelet gave other GPUs or shares (after a
 // kubelet restart, or another device plugin), with an Event. GPUPlacement
 // accounts a pod by its realized devices where it has them, so the
 // scheduler's ledger follows the node.
@@ -76,29 +70,35 @@ func (r *Reconciler) Run(ctx context.Context, poke <-chan struct{}) {
 
 // Sync reconciles once.
 func (r *Reconciler) Sync(ctx context.Context) error {
-	held, err := r.list(ctx)
+	listed, err := listPodResources(ctx, r.Socket)
 	if err != nil {
 		return err
 	}
-	byUUID := map[string]int{}
-	for _, d := range r.Devices {
-		byUUID[d.UUID] = d.Index
-	}
+	gpus := devicesOf(listed, ResourceGPU)
+	slots := devicesOf(listed, ResourceShareSlot)
 	for _, pod := range r.Pods() {
-		uuids := held[pod.Namespace+"/"+pod.Name]
-		if len(uuids) == 0 || pod.Status.Phase == v1.PodSucceeded || pod.Status.Phase == v1.PodFailed {
+		key := pod.Namespace + "/" + pod.Name
+		if len(gpus[key])+len(slots[key]) == 0 || pod.Status.Phase == v1.PodSucceeded || pod.Status.Phase == v1.PodFailed {
 			continue
 		}
-		realized, err := realizedOf(uuids, byUUID)
+		a, aerr := gpu.UnmarshalAssignment(pod.Annotations[gpu.AnnotationAssignment])
+		milli := 0
+		if aerr == nil && len(a.Shares) == 1 {
+			milli = a.Shares[0].Milli
+		} else if m, err := kube.ShareMilli(pod); err == nil {
+			milli = m
+		}
+		realized, err := realizedOf(gpus[key], slots[key], milli, r.Devices)
 		if err != nil {
 			r.Logger.Info("The kubelet reports devices this agent does not serve", "pod", klog.KObj(pod), "err", err)
 			continue
 		}
-		if a, err := gpu.UnmarshalAssignment(pod.Annotations[gpu.AnnotationAssignment]); err == nil && slices.Equal(a.Normalize().GPUs, realized.GPUs) {
+		held := strings.Join(append(slices.Clone(gpus[key]), slots[key]...), ",")
+		if aerr == nil && sameDevices(a, realized) {
 			continue
-		} else if err == nil && r.warned[pod.UID] != strings.Join(uuids, ",") && r.Events != nil {
-			r.warned[pod.UID] = strings.Join(uuids, ",")
-			r.Events.Eventf(pod, v1.EventTypeWarning, "GPUAssignmentMismatch", "the kubelet gave this pod GPUs %s, not its assignment %s; Tessera now accounts the GPUs it holds", realized.Describe(), a.Describe())
+		} else if aerr == nil && r.warned[pod.UID] != held && r.Events != nil {
+			r.warned[pod.UID] = held
+			r.Events.Eventf(pod, v1.EventTypeWarning, "GPUAssignmentMismatch", "the kubelet gave this pod %s, not its assignment %s; Tessera now accounts the devices it holds", realized.Describe(), a.Describe())
 		}
 		raw, err := gpu.MarshalAssignment(realized)
 		if err != nil {
@@ -109,47 +109,38 @@ func (r *Reconciler) Sync(ctx context.Context) error {
 		}
 		patch, _ := json.Marshal(map[string]any{"metadata": map[string]any{"annotations": map[string]string{gpu.AnnotationRealized: raw}}})
 		if _, err := r.Client.CoreV1().Pods(pod.Namespace).Patch(ctx, pod.Name, types.MergePatchType, patch, metav1.PatchOptions{}); err != nil {
-			r.Logger.Info("Could not record the GPUs a pod holds", "pod", klog.KObj(pod), "err", err)
+			r.Logger.Info("Could not record the devices a pod holds", "pod", klog.KObj(pod), "err", err)
 			continue
 		}
-		r.Logger.Info("Recorded the GPUs the kubelet gave a pod", "pod", klog.KObj(pod), "gpus", realized.Describe())
+		r.Logger.Info("Recorded the devices the kubelet gave a pod", "pod", klog.KObj(pod), "devices", realized.Describe())
 	}
 	return nil
 }
 
-// list returns, per pod (namespace/name), the GPU UUIDs the kubelet
-// allocated to its containers.
-func (r *Reconciler) list(ctx context.Context) (map[string][]string, error) {
-	conn, err := unixgrpc.Dial(r.Socket)
-	if err != nil {
-		return nil, err
-	}
-	defer conn.Close()
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	resp, err := podresourcesapi.NewPodResourcesListerClient(conn).List(ctx, &podresourcesapi.ListPodResourcesRequest{})
-	if err != nil {
-		return nil, fmt.Errorf("PodResources List at %s: %w", r.Socket, err)
-	}
-	held := map[string][]string{}
-	for _, p := range resp.PodResources {
-		key := p.Namespace + "/" + p.Name
-		for _, c := range p.Containers {
-			for _, d := range c.Devices {
-				if d.ResourceName == ResourceGPU {
-					held[key] = append(held[key], d.DeviceIds...)
-				}
-			}
+// sameDevices says whether a pod holds the devices of its assignment: the
+// same whole GPUs, and shares of the same GPUs.
+func sameDevices(a, held gpu.Assignment) bool {
+	a, held = a.Normalize(), held.Normalize()
+	shareGPUs := func(x gpu.Assignment) []int {
+		var out []int
+		for _, s := range x.Shares {
+			out = append(out, s.GPU)
 		}
+		return out
 	}
-	return held, nil
+	return slices.Equal(a.GPUs, held.GPUs) && slices.Equal(shareGPUs(a), shareGPUs(held)) && len(a.MIG) == 0
 }
 
-// realizedOf turns the UUIDs a pod holds into an assignment of whole GPUs
-// with their UUIDs.
-func realizedOf(uuids []string, byUUID map[string]int) (gpu.Assignment, error) {
-	uuids = slices.Clone(uuids)
-	sort.Slice(uuids, func(i, j int) bool { return byUUID[uuids[i]] < byUUID[uuids[j]] })
+// realizedOf turns the GPU UUIDs and share slots a pod holds into an
+// assignment with UUIDs: whole GPUs, and a share of milli of each slot's
+// GPU.
+func realizedOf(uuids, slots []string, milli int, devices []Device) (gpu.Assignment, error) {
+	byUUID := map[string]int{}
+	byIndex := map[int]string{}
+	for _, d := range devices {
+		byUUID[d.UUID] = d.Index
+		byIndex[d.Index] = d.UUID
+	}
 	a := gpu.Assignment{}
 	for _, u := range uuids {
 		idx, ok := byUUID[u]
@@ -158,6 +149,16 @@ func realizedOf(uuids []string, byUUID map[string]int) (gpu.Assignment, error) {
 		}
 		a.GPUs = append(a.GPUs, idx)
 	}
-	a.UUIDs = uuids
+	for _, s := range slots {
+		idx, ok := byUUID[slotGPU(s)]
+		if !ok {
+			return gpu.Assignment{}, fmt.Errorf("device %s", s)
+		}
+		a.Shares = append(a.Shares, gpu.Share{GPU: idx, Milli: milli})
+	}
+	a = a.Normalize()
+	for _, d := range a.Devices() {
+		a.UUIDs = append(a.UUIDs, byIndex[d])
+	}
 	return a, nil
 }

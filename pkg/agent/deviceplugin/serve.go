@@ -1,0 +1,109 @@
+package deviceplugin
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"time"
+
+	"google.golang.org/grpc"
+	"k8s.io/klog/v2"
+	pluginapi "k8s.io/kubelet/pkg/apis/deviceplugin/v1beta1"
+
+	"github.com/tessera-sched/tessera/pkg/internal/unixgrpc"
+)
+
+// endpoint is one resource's device-plugin server: the kubelet registers a
+// plugin per resource, each on its own socket.
+type endpoint struct {
+	// dir is the kubelet's device-plugin directory (default
+	// /var/lib/kubelet/device-plugins/), where kubelet.sock is.
+	dir      string
+	socket   string
+	resource string
+	devices  int
+	server   pluginapi.DevicePluginServer
+	logger   klog.Logger
+}
+
+// serve serves e and registers it with the kubelet until ctx ends, serving
+// and registering again whenever the kubelet restarts (it removes every
+// socket in its directory when it starts).
+func serve(ctx context.Context, e endpoint) error {
+	if e.dir == "" {
+		e.dir = pluginapi.DevicePluginPath
+	}
+	for ctx.Err() == nil {
+		err := e.serveOnce(ctx)
+		if ctx.Err() != nil {
+			return nil
+		}
+		e.logger.Info("Device plugin stopped serving; starting again", "resource", e.resource, "reason", err)
+		select {
+		case <-ctx.Done():
+		case <-time.After(2 * time.Second):
+		}
+	}
+	return nil
+}
+
+// serveOnce serves until ctx ends, the kubelet restarts or the plugin's
+// socket is removed.
+func (e endpoint) serveOnce(ctx context.Context) error {
+	socket := filepath.Join(e.dir, e.socket)
+	_ = os.Remove(socket)
+	l, err := net.Listen("unix", socket)
+	if err != nil {
+		return fmt.Errorf("listening on %s: %w", socket, err)
+	}
+	srv := grpc.NewServer()
+	pluginapi.RegisterDevicePluginServer(srv, e.server)
+	go func() { _ = srv.Serve(l) }()
+	defer srv.Stop()
+
+	kubeletSocket := filepath.Join(e.dir, "kubelet.sock")
+	if err := e.register(ctx, kubeletSocket); err != nil {
+		return err
+	}
+	e.logger.Info("Registered with the kubelet", "resource", e.resource, "devices", e.devices, "socket", socket)
+	kubelet, _ := os.Stat(kubeletSocket)
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-tick.C:
+		}
+		if _, err := os.Stat(socket); err != nil {
+			return errors.New("the plugin's socket was removed (kubelet restart)")
+		}
+		now, err := os.Stat(kubeletSocket)
+		if err != nil || kubelet == nil || !os.SameFile(now, kubelet) {
+			return errors.New("the kubelet's socket changed (kubelet restart)")
+		}
+	}
+}
+
+func (e endpoint) register(ctx context.Context, kubeletSocket string) error {
+	conn, err := unixgrpc.Dial(kubeletSocket)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	_, err = pluginapi.NewRegistrationClient(conn).Register(ctx, &pluginapi.RegisterRequest{
+		Version:      pluginapi.Version,
+		Endpoint:     e.socket,
+		ResourceName: e.resource,
+		Options:      &pluginapi.DevicePluginOptions{GetPreferredAllocationAvailable: true},
+	})
+	if err != nil {
+		return fmt.Errorf("registering %s with the kubelet at %s: %w", e.resource, kubeletSocket, err)
+	}
+	return nil
+}
