@@ -21,19 +21,25 @@ import (
 )
 
 // startDevicePlugin starts the device plugins for the discovered GPUs
-// (whole GPUs, and their shares): an informer on the pods bound to this
-// node (their assignments), an Event recorder, the plugins' servers and the
-// PodResources reconciler, until ctx ends.
-func startDevicePlugin(ctx context.Context, o *options, client kubernetes.Interface, spec tesserav1alpha1.NodeGPUTopologySpec) error {
+// (whole GPUs and their shares; MIG instances of each profile, created
+// through layout on MIG-dynamic GPUs, which changed is poked after): an
+// informer on the pods bound to this node (their assignments), an Event
+// recorder, the plugins' servers, the PodResources reconciler and the
+// cleaner of unused MIG instances, until ctx ends.
+func startDevicePlugin(ctx context.Context, o *options, client kubernetes.Interface, spec tesserav1alpha1.NodeGPUTopologySpec, layout deviceplugin.MIGLayout, changed chan<- struct{}) error {
 	logger := klog.FromContext(ctx).WithName("device-plugin")
 	var devices []deviceplugin.Device
+	var migGPUs []deviceplugin.MIGGPU
 	for _, g := range spec.GPUs {
 		if g.UUID == "" {
 			return fmt.Errorf("--device-plugin: GPU %d has no UUID", g.Index)
 		}
 		if g.MIG != nil && g.MIG.Mode != tesserav1alpha1.MIGDisabled {
-			// MIG GPUs are served as MIG devices, not whole GPUs; not yet.
-			logger.Info("Not serving a MIG-enabled GPU as nvidia.com/gpu", "gpu", g.Index)
+			// A MIG GPU is served as its MIG instances, never whole.
+			migGPUs = append(migGPUs, deviceplugin.MIGGPU{
+				Index: int(g.Index), UUID: g.UUID, Product: g.Product,
+				Dynamic: g.MIG.Mode == tesserav1alpha1.MIGDynamic, Instances: g.MIG.Instances,
+			})
 			continue
 		}
 		devices = append(devices, deviceplugin.Device{Index: int(g.Index), UUID: g.UUID})
@@ -82,6 +88,15 @@ func startDevicePlugin(ctx context.Context, o *options, client kubernetes.Interf
 	}
 	go r.Run(ctx, allocated)
 	go func() { _ = shares.Run(ctx) }()
+	for _, mp := range deviceplugin.MIGPlugins(migGPUs, layout, changed) {
+		mp.Pods, mp.Dir, mp.Events, mp.Allocated = podsOfNode, o.devicePluginDir, recorder, allocated
+		mp.Logger = logger.WithName("mig")
+		go func() { _ = mp.Run(ctx) }()
+	}
+	if len(migGPUs) > 0 {
+		cleaner := &deviceplugin.MIGCleaner{GPUs: migGPUs, Layout: layout, Pods: podsOfNode, Destroyed: changed, Logger: logger.WithName("mig")}
+		go cleaner.Run(ctx.Done())
+	}
 	go func() {
 		_ = p.Run(ctx)
 		broadcaster.Shutdown()

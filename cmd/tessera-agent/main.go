@@ -114,20 +114,29 @@ clique the driver reports, else the GPUs reachable over NVLink peer-to-peer,
 one switch), and MIG mode and instances (profile and placement start).
 Anything NVML cannot tell on this GPU or driver is left out.
 
-With --device-plugin the agent is also the kubelet's device plugin for
-nvidia.com/gpu (in place of NVIDIA's, which must then not run on the node):
-device IDs are GPU UUIDs, and each pod gets exactly the GPUs the scheduler
-wrote in its tessera.dev/gpu-assignment annotation, through
-NVIDIA_VISIBLE_DEVICES; a container the kubelet gave other GPUs fails
-admission with the reason (and an Event) rather than running on them. Pods
-of other schedulers get GPUs no Tessera pod of the node is waiting for.
---simulate replaces NVML with NVIDIA's mock of a DGX system, for
-playgrounds and tests on machines without GPUs.
+With --device-plugin the agent is also the kubelet's device plugin (in place
+of NVIDIA's, which must then not run on the node) for nvidia.com/gpu (device
+IDs are GPU UUIDs), for GPU shares (tessera.dev/gpu-share-slot, which the
+admission policy of manifests/agent-device-plugin adds to pods annotated
+tessera.dev/gpu-milli) and for MIG instances (nvidia.com/mig-<profile>).
+Each pod gets exactly the devices the scheduler wrote in its
+tessera.dev/gpu-assignment annotation, through NVIDIA_VISIBLE_DEVICES; a
+container the kubelet gave other devices fails admission with the reason
+(and an Event) rather than running on them. Pods of other schedulers get
+GPUs no Tessera pod of the node is waiting for.
 
-The agent never creates or destroys MIG instances. MIG GPUs
-are published as Static by default; --mig-layout=dynamic publishes them as
-Dynamic, which lets the scheduler choose slots for new instances and so only
-makes sense with an external MIG manager that creates them.
+MIG GPUs are published as Static by default: the scheduler hands out the
+existing instances. --mig-layout=dynamic publishes them as Dynamic: the
+scheduler chooses slots for new instances, and with --device-plugin the
+agent creates each instance (GPU and compute instance, through NVML) when
+the kubelet admits its pod and destroys instances no pod has held for 10
+seconds; it then owns those GPUs' layout (no MIG Manager on them). Without
+--device-plugin an external MIG manager must create what the scheduler
+chose.
+
+--simulate replaces NVML with NVIDIA's mock of a DGX system, for
+playgrounds and tests on machines without GPUs; --simulate-mig enables MIG
+on some of its GPUs.
 
 Publishing (the default): the agent creates the object, updates it only when
 the discovered topology or the driver version changes, refreshes
@@ -187,10 +196,10 @@ func openNVML(ctx context.Context, o *options, d deps) (nvml.Interface, error) {
 	lib := d.newNVML(o.nvmlLibrary)
 	if o.simulate != "" {
 		var err error
-		if lib, err = simulated.New(o.simulate, o.nodeName); err != nil {
+		if lib, err = simulated.New(o.simulate, o.nodeName, o.simulateMIG); err != nil {
 			return nil, fmt.Errorf("--simulate: %w", err)
 		}
-		klog.FromContext(ctx).Info("Using simulated GPUs, not NVML", "system", o.simulate)
+		klog.FromContext(ctx).Info("Using simulated GPUs, not NVML", "system", o.simulate, "migGPUs", o.simulateMIG)
 	}
 	if err := initNVML(ctx, klog.FromContext(ctx), lib, o.waitForDriver); err != nil {
 		return nil, err

@@ -44,7 +44,7 @@ func TestHelp(t *testing.T) {
 	for _, want := range []string{
 		"--print", "--once", "--node-name", "--kubeconfig", "--interval", "--mig-layout", "--wait-for-driver",
 		"--host-root", "--nvml-library", "NODE_NAME", "--print output (stable",
-		"does not create instances",
+		"--simulate-mig", "--device-plugin", "the agent creates them as pods are admitted",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("--help does not mention %q", want)

@@ -26,6 +26,7 @@ type options struct {
 	hostRoot      string
 	nvmlLibrary   string
 	simulate      string
+	simulateMIG   []int
 	devicePlugin  bool
 	// devicePluginDir is the kubelet's device-plugin directory.
 	devicePluginDir string
@@ -53,7 +54,7 @@ func (o *options) addFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.nodeName, "node-name", o.nodeName, "name of this node, and so of its NodeGPUTopology (default: $NODE_NAME, set from spec.nodeName by the DaemonSet; with --print, the host name)")
 	fs.StringVar(&o.kubeconfig, "kubeconfig", "", "kubeconfig file to reach the API server (default: the in-cluster service account)")
 	fs.DurationVar(&o.interval, "interval", o.interval, "how often to re-discover the GPUs and update the NodeGPUTopology if it changed")
-	fs.StringVar(&o.migLayout, "mig-layout", o.migLayout, `MIG mode to publish for MIG-enabled GPUs: "static" (the scheduler hands out existing instances only) or "dynamic" (the scheduler may choose slots for new instances; the agent does not create instances, so use this only with an external MIG manager that does)`)
+	fs.StringVar(&o.migLayout, "mig-layout", o.migLayout, `MIG mode to publish for MIG-enabled GPUs: "static" (the scheduler hands out existing instances only) or "dynamic" (the scheduler may choose slots for new instances; with --device-plugin the agent creates them as pods are admitted and destroys those no pod holds, without it an external MIG manager must)`)
 	fs.BoolVar(&o.waitForDriver, "wait-for-driver", false, "if NVML cannot be loaded (no driver yet), keep retrying with backoff instead of exiting")
 	fs.StringVar(&o.hostRoot, "host-root", o.hostRoot, "root of the host file system, under which sys/bus/pci/devices/<bus id>/numa_node is read when NVML cannot tell a GPU's NUMA node")
 	fs.StringVar(&o.nvmlLibrary, "nvml-library", "", "path of libnvidia-ml.so.1 (default: the dynamic linker's search path)")
@@ -61,6 +62,7 @@ func (o *options) addFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.devicePluginDir, "device-plugin-dir", "/var/lib/kubelet/device-plugins", "the kubelet's device-plugin directory, where kubelet.sock is")
 	fs.StringVar(&o.podResourcesSocket, "pod-resources-socket", deviceplugin.PodResourcesSocket, "with --device-plugin: the kubelet's PodResources socket, read to record (as the pod annotation tessera.dev/gpu-realized) the GPUs pods of other schedulers, or pods the kubelet gave other GPUs, really hold, and to tell which pod the kubelet is admitting when it asks for a share slot")
 	fs.StringVar(&o.simulate, "simulate", "", "use simulated GPUs instead of NVML, for playgrounds and tests on machines without GPUs: one of "+strings.Join(simulated.Systems(), ", ")+" (NVIDIA's NVML mocks, eight GPUs on one NVLink fabric and two NUMA nodes, UUIDs derived from the node name); never use on a GPU node")
+	fs.IntSliceVar(&o.simulateMIG, "simulate-mig", nil, "with --simulate, these GPUs (indices, e.g. 6,7) have MIG enabled and no MIG instances; with --mig-layout=dynamic the scheduler places MIG pods on them and the agent's device plugin creates the instances (an error without --simulate)")
 }
 
 // validate checks the flags that do not depend on the environment.
@@ -71,6 +73,9 @@ func (o *options) validate() (agent.MIGLayout, error) {
 	}
 	if o.interval <= 0 {
 		return "", fmt.Errorf("--interval must be positive, got %v", o.interval)
+	}
+	if len(o.simulateMIG) > 0 && o.simulate == "" {
+		return "", errors.New("--simulate-mig needs --simulate: it enables MIG on simulated GPUs only")
 	}
 	if o.print && o.once {
 		return "", errors.New("--print and --once exclude each other: --print never publishes")

@@ -56,7 +56,10 @@ func runPublish(ctx context.Context, o *options, d deps) error {
 		if err != nil {
 			return err
 		}
-		if err := startDevicePlugin(ctx, o, kube, spec); err != nil {
+		changed := make(chan struct{}, 1)
+		p.Trigger = changed
+		mig := &agent.MIGManager{Lib: lib, Logger: logger.WithName("mig")}
+		if err := startDevicePlugin(ctx, o, kube, spec, mig, changed); err != nil {
 			return err
 		}
 	}

@@ -19,13 +19,14 @@ type MIGLayout string
 
 const (
 	// MIGLayoutStatic publishes MIG GPUs as Static: the scheduler hands out
-	// only the instances that exist. This is the default because the agent
-	// does not create MIG instances.
+	// only the instances that exist. This is the default: the layout stays
+	// whoever made it (an admin, the GPU Operator's MIG Manager).
 	MIGLayoutStatic MIGLayout = "static"
 	// MIGLayoutDynamic publishes MIG GPUs as Dynamic: the scheduler may pick
-	// a free legal slot for a new instance. The agent does not create
-	// instances, so this only makes sense together with an external MIG
-	// manager that creates the instances the scheduler chose.
+	// a free legal slot for a new instance. The agent's device plugin
+	// creates the instance there when the kubelet admits the pod and
+	// destroys instances no pod holds (MIGManager); without the device
+	// plugin, an external MIG manager must create what the scheduler chose.
 	MIGLayoutDynamic MIGLayout = "dynamic"
 )
 

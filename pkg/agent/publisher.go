@@ -10,7 +10,6 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/klog/v2"
 	"k8s.io/utils/clock"
@@ -70,22 +69,38 @@ type Publisher struct {
 	Clock clock.PassiveClock
 	// Logger receives what the publisher does. The zero value discards it.
 	Logger klog.Logger
+	// Trigger, if set, makes Run publish at once: the agent changed the
+	// node's MIG layout.
+	Trigger <-chan struct{}
 }
 
-// Run calls Sync now and then every interval until ctx is done, logging what
-// each call did. Failures are retried at the next interval.
+// Run calls Sync now and then every interval, and whenever Trigger
+// receives, until ctx is done, logging what each call did. Failures are
+// retried at the next interval.
 func (p *Publisher) Run(ctx context.Context, interval time.Duration) {
-	wait.UntilWithContext(ctx, func(ctx context.Context) {
-		res, err := p.Sync(ctx)
-		switch {
-		case err != nil:
-			p.Logger.Error(err, "Could not publish the node's GPU topology", "node", p.NodeName, "result", res)
-		case res == ResultUnchanged || res == ResultRefreshed:
-			p.Logger.V(4).Info("GPU topology unchanged", "node", p.NodeName, "result", res)
-		default:
-			p.Logger.Info("Published the node's GPU topology", "node", p.NodeName, "result", res)
+	tick := time.NewTicker(interval)
+	defer tick.Stop()
+	for {
+		p.syncAndLog(ctx)
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		case <-p.Trigger:
 		}
-	}, interval)
+	}
+}
+
+func (p *Publisher) syncAndLog(ctx context.Context) {
+	res, err := p.Sync(ctx)
+	switch {
+	case err != nil:
+		p.Logger.Error(err, "Could not publish the node's GPU topology", "node", p.NodeName, "result", res)
+	case res == ResultUnchanged || res == ResultRefreshed:
+		p.Logger.V(4).Info("GPU topology unchanged", "node", p.NodeName, "result", res)
+	default:
+		p.Logger.Info("Published the node's GPU topology", "node", p.NodeName, "result", res)
+	}
 }
 
 // Sync discovers the node's GPUs once and brings the published object in

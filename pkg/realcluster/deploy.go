@@ -41,21 +41,26 @@ func (c *Cluster) Apply(ctx context.Context, dir string, overlay render.Overlay)
 // DeploySimulatedAgent deploys manifests/agent-device-plugin the way a user
 // replacing NVIDIA's device plugin does, changed only as a machine without
 // GPUs needs: the agent's image is AgentImage and it runs with
-// --simulate=system. First it creates the RuntimeClass nvidia that the GPU
+// --simulate=system, and extraArgs (e.g. MIG-enabled simulated GPUs). First it creates the RuntimeClass nvidia that the GPU
 // Operator would have (its handler is containerd's stand-in, see the node
 // configuration). It waits until every node in gpuNodes advertises gpus
-// nvidia.com/gpu, and their share slots, from the agent's device plugin.
-func (c *Cluster) DeploySimulatedAgent(ctx context.Context, system string, gpuNodes []string, gpus int64, timeout time.Duration) error {
+// nvidia.com/gpu (the GPUs without MIG), and their share slots, from the
+// agent's device plugin.
+func (c *Cluster) DeploySimulatedAgent(ctx context.Context, system string, gpuNodes []string, gpus int64, timeout time.Duration, extraArgs ...string) error {
 	rc := &nodev1.RuntimeClass{ObjectMeta: metav1.ObjectMeta{Name: "nvidia"}, Handler: "nvidia"}
 	if _, err := c.Client.NodeV1().RuntimeClasses().Create(ctx, rc, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
 		return err
 	}
 	name, tag, _ := strings.Cut(AgentImage, ":")
+	var patch strings.Builder
+	for _, arg := range append([]string{"--simulate=" + system}, extraArgs...) {
+		fmt.Fprintf(&patch, "- op: add\n  path: /spec/template/spec/containers/0/args/-\n  value: %q\n", arg)
+	}
 	err := c.Apply(ctx, "agent-device-plugin", render.Overlay{
 		Images: []render.Image{{Name: "ghcr.io/tessera-sched/tessera-agent", NewName: name, NewTag: tag}},
 		Patches: []render.Patch{{
 			Target: map[string]string{"kind": "DaemonSet", "name": "tessera-agent"},
-			Patch:  fmt.Sprintf("- op: add\n  path: /spec/template/spec/containers/0/args/-\n  value: --simulate=%s\n", system),
+			Patch:  patch.String(),
 		}},
 	})
 	if err != nil {

@@ -52,6 +52,7 @@ func TestTesseraOnRealNodes(t *testing.T) {
 		{"deploy manifests/agent-device-plugin (simulated GPUs)", deployAgent},
 		{"containers get exactly the assigned GPUs", devicesHandedOut},
 		{"share pods get the GPU of their share", sharesHandedOut},
+		{"a MIG pod gets the instance the agent creates where the scheduler placed it", migHandedOut},
 		{"kubelet restart: running pods kept, device plugin registers again", kubeletRestart},
 		{"leader failover", leaderFailover},
 		{"leader killed (SIGKILL) while a gang assembles", leaderKilledMidGang},
@@ -112,7 +113,7 @@ func podsRun(t *testing.T) {
 func deployAgent(t *testing.T) {
 	ctx := context.Background()
 	start := time.Now()
-	if err := cluster.DeploySimulatedAgent(ctx, "dgx-h100", []string{gpuNode}, 8, 2*time.Minute); err != nil {
+	if err := cluster.DeploySimulatedAgent(ctx, "dgx-h100", []string{gpuNode}, 7, 2*time.Minute, "--simulate-mig=7", "--mig-layout=dynamic"); err != nil {
 		t.Fatal(err)
 	}
 	topo, err := cluster.Dynamic.Resource(nodeGPUTopologies).Get(ctx, gpuNode, metav1.GetOptions{})
@@ -123,7 +124,10 @@ func deployAgent(t *testing.T) {
 	if len(gpus) != 8 {
 		t.Fatalf("NodeGPUTopology %s lists %d GPUs, want 8", gpuNode, len(gpus))
 	}
-	t.Logf("agent DaemonSet on %s: NodeGPUTopology with %d GPUs published and nvidia.com/gpu=8 advertised after %.1fs", gpuNode, len(gpus), time.Since(start).Seconds())
+	if mode, _, _ := unstructured.NestedString(gpus[7].(map[string]any), "mig", "mode"); mode != "Dynamic" {
+		t.Fatalf("NodeGPUTopology %s: GPU 7 MIG mode %q, want Dynamic", gpuNode, mode)
+	}
+	t.Logf("agent DaemonSet on %s: NodeGPUTopology with %d GPUs (GPU 7 MIG-dynamic) published and nvidia.com/gpu=7 advertised after %.1fs", gpuNode, len(gpus), time.Since(start).Seconds())
 }
 
 // devicesHandedOut checks the device plugin end to end on the real
@@ -155,7 +159,7 @@ func devicesHandedOut(t *testing.T) {
 	for _, spec := range []struct {
 		name string
 		gpus string
-	}{{"four-gpus", "4"}, {"two-gpus", "2"}} {
+	}{{"four-gpus", "4"}, {"one-gpu", "1"}} {
 		p := busyboxPod(ns, spec.name, "tessera-scheduler", script)
 		p.Spec.Containers[0].Resources.Limits = v1.ResourceList{gpu.ResourceGPU: mustQuantity(spec.gpus)}
 		if _, err := cluster.Client.CoreV1().Pods(ns).Create(ctx, p, metav1.CreateOptions{}); err != nil {
@@ -218,7 +222,7 @@ func devicesHandedOut(t *testing.T) {
 		t.Fatalf("pod %s got %v; the GPUs in use are %v", next.Name, nextSaw, sets.List(held))
 	}
 	t.Logf("pod %s: %s recorded on the foreign pod; %s then got %s (%s), a GPU really free", foreign.Name, realized.Describe(), next.Name, nextSaw[0], running.Annotations[gpu.AnnotationAssignment])
-	for _, name := range []string{"four-gpus", "two-gpus", foreign.Name, next.Name} {
+	for _, name := range []string{"four-gpus", "one-gpu", foreign.Name, next.Name} {
 		_ = cluster.Client.CoreV1().Pods(ns).Delete(ctx, name, metav1.DeleteOptions{})
 	}
 }
@@ -300,6 +304,93 @@ func sharesHandedOut(t *testing.T) {
 	for _, name := range []string{"half", "quarter-a", "quarter-b", over.Name, foreign.Name} {
 		_ = cluster.Client.CoreV1().Pods(ns).Delete(ctx, name, metav1.DeleteOptions{})
 	}
+}
+
+// migHandedOut checks dynamic MIG end to end on GPU 7 of the GPU node
+// (simulated MIG-enabled, published MIG-dynamic, no instances): a pod
+// asking for nvidia.com/mig-3g.40gb is placed by Tessera at a slot where no
+// instance exists (the node advertises every legal slot, so upstream's
+// resource fit lets it through), the agent creates the instance in the
+// kubelet's Allocate, the container sees that instance's MIG UUID, and
+// the NodeGPUTopology lists it where the scheduler placed it; a
+// hand-written 1g.10gb assignment overlapping it is refused naming the
+// overlap; once the pod is gone the instance is destroyed.
+func migHandedOut(t *testing.T) {
+	ns := "e2e-mig"
+	createNamespace(t, ns)
+	ctx := context.Background()
+	const script = `echo "NVIDIA_VISIBLE_DEVICES=$NVIDIA_VISIBLE_DEVICES"; sleep 3600`
+	p := busyboxPod(ns, "mig-3g", "tessera-scheduler", script)
+	p.Spec.Containers[0].Resources.Limits = v1.ResourceList{"nvidia.com/mig-3g.40gb": mustQuantity("1")}
+	if _, err := cluster.Client.CoreV1().Pods(ns).Create(ctx, p, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	running := waitRunning(t, ns, p.Name, 2*time.Minute)
+	ready := time.Since(start)
+	a, err := gpu.UnmarshalAssignment(running.Annotations[gpu.AnnotationAssignment])
+	if err != nil || len(a.MIG) != 1 || a.MIG[0].GPU != 7 || a.MIG[0].Profile != "3g.40gb" {
+		t.Fatalf("pod %s: assignment %q (%v), want one 3g.40gb slot on GPU 7", p.Name, running.Annotations[gpu.AnnotationAssignment], err)
+	}
+	slot := a.MIG[0]
+	visible := visibleDevices(t, ns, p.Name)
+	if len(visible) != 1 || !strings.HasPrefix(visible[0], "MIG-") {
+		t.Fatalf("pod %s: the container got %v, want one MIG device UUID", p.Name, visible)
+	}
+	instances := func() []any {
+		topo, err := cluster.Dynamic.Resource(nodeGPUTopologies).Get(ctx, gpuNode, metav1.GetOptions{})
+		if err != nil {
+			return nil
+		}
+		gpus, _, _ := unstructured.NestedSlice(topo.Object, "spec", "gpus")
+		if len(gpus) < 8 {
+			return nil
+		}
+		insts, _, _ := unstructured.NestedSlice(gpus[7].(map[string]any), "mig", "instances")
+		return insts
+	}
+	var published []any
+	err = wait.PollUntilContextTimeout(ctx, 250*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
+		published = instances()
+		for _, in := range published {
+			m := in.(map[string]any)
+			if m["profile"] == slot.Profile && m["start"] == int64(slot.Start) && m["uuid"] == visible[0] {
+				return true, nil
+			}
+		}
+		return false, nil
+	})
+	if err != nil {
+		t.Fatalf("NodeGPUTopology %s GPU 7 lists %v, want the 3g.40gb instance at %d with the UUID the container saw, %s", gpuNode, published, slot.Start, visible[0])
+	}
+	t.Logf("pod %s running %.1fs after creation: Tessera placed %s, the agent created it, the container sees %s, the NodeGPUTopology lists it", p.Name, ready.Seconds(), a.Describe(), visible[0])
+
+	over := busyboxPod(ns, "mig-overlap", "", script)
+	over.Spec.NodeName = gpuNode
+	over.Spec.Containers[0].Resources.Limits = v1.ResourceList{"nvidia.com/mig-1g.10gb": mustQuantity("1")}
+	over.Annotations = map[string]string{gpu.AnnotationAssignment: fmt.Sprintf(`{"v":1,"mig":[{"gpu":7,"profile":"1g.10gb","start":%d}]}`, slot.Start)}
+	if _, err := cluster.Client.CoreV1().Pods(ns).Create(ctx, over, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	got := waitTerminated(t, ns, over.Name, time.Minute)
+	if got.Status.Phase != v1.PodFailed || !strings.Contains(got.Status.Message, "overlaps an existing MIG instance") {
+		t.Fatalf("pod %s (1g.10gb at %d, inside the 3g instance): phase %s, message %q; want it refused, naming the overlap", over.Name, slot.Start, got.Status.Phase, got.Status.Message)
+	}
+	t.Logf("pod %s refused at admission: %s", over.Name, got.Status.Message)
+
+	zero := int64(0)
+	for _, name := range []string{p.Name, over.Name} {
+		_ = cluster.Client.CoreV1().Pods(ns).Delete(ctx, name, metav1.DeleteOptions{GracePeriodSeconds: &zero})
+	}
+	start = time.Now()
+	err = wait.PollUntilContextTimeout(ctx, 500*time.Millisecond, time.Minute, true, func(ctx context.Context) (bool, error) {
+		published = instances()
+		return len(published) == 0, nil
+	})
+	if err != nil {
+		t.Fatalf("after %s was deleted, GPU 7 still lists instances %v", p.Name, published)
+	}
+	t.Logf("pod %s deleted: its instance destroyed and unpublished after %.1fs", p.Name, time.Since(start).Seconds())
 }
 
 // kubeletRestart restarts the GPU node's kubelet (as an upgrade or a crash

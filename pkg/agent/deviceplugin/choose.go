@@ -13,7 +13,7 @@ import (
 	"github.com/tessera-sched/tessera/pkg/gpu"
 )
 
-// Device is one GPU the plugin serves.
+// Device is one whole GPU the plugin serves.
 type Device struct {
 	// Index is the GPU's index, as in the scheduler's assignment.
 	Index int
@@ -22,14 +22,15 @@ type Device struct {
 	UUID string
 }
 
-// intent is the whole GPUs the scheduler assigned one pod bound to this
-// node, as device IDs, and those of them already handed to its containers.
+// intent is the devices of one resource (whole GPUs, or MIG instances of
+// one profile) the scheduler assigned one pod bound to this node, as device
+// IDs, and those of them already handed to its containers.
 type intent struct {
 	pod   *v1.Pod
 	ids   []string
 	given sets.Set[string]
-	// sizes are the GPU counts of the pod's containers that ask for GPUs;
-	// the kubelet allocates for one container at a time.
+	// sizes are the device counts of the pod's containers that ask for
+	// the resource; the kubelet allocates for one container at a time.
 	sizes []int
 }
 
@@ -62,17 +63,34 @@ type badAssignment struct {
 	reason string
 }
 
-// intentsOf reads the whole-GPU assignments of the pods bound to this node
-// that have not finished. given holds, per pod, the IDs already handed to
-// its containers. A pod whose assignment names a GPU this node lacks (by
-// index or UUID) is returned as bad, not as an intent.
-func intentsOf(pods []*v1.Pod, devices []Device, given map[types.UID]sets.Set[string]) ([]intent, []badAssignment) {
+// assignedFunc maps a pod's assignment to the device IDs of one resource it
+// was assigned (none if it holds none of that resource), or says why this
+// node cannot honour it.
+type assignedFunc func(gpu.Assignment) ([]string, error)
+
+// wholeGPUs is the assignedFunc of nvidia.com/gpu on a node with devices:
+// the assignment's whole GPUs by UUID.
+func wholeGPUs(devices []Device) assignedFunc {
 	byIndex := map[int]string{}
 	known := sets.New[string]()
 	for _, d := range devices {
 		byIndex[d.Index] = d.UUID
 		known.Insert(d.UUID)
 	}
+	return func(a gpu.Assignment) ([]string, error) {
+		if len(a.GPUs) == 0 {
+			return nil, nil
+		}
+		return wholeGPUIDs(a, byIndex, known)
+	}
+}
+
+// intentsOf reads the assignments of one resource (as assigned maps them
+// to device IDs) of the pods bound to this node that have not finished.
+// given holds, per pod, the IDs already handed to its containers. A pod
+// whose assignment this node cannot honour (a GPU it lacks, by index or
+// UUID) is returned as bad, not as an intent.
+func intentsOf(pods []*v1.Pod, resource string, assigned assignedFunc, given map[types.UID]sets.Set[string]) ([]intent, []badAssignment) {
 	var intents []intent
 	var bad []badAssignment
 	for _, p := range pods {
@@ -88,12 +106,12 @@ func intentsOf(pods []*v1.Pod, devices []Device, given map[types.UID]sets.Set[st
 			bad = append(bad, badAssignment{p, err.Error()})
 			continue
 		}
-		if len(a.GPUs) == 0 {
-			continue
-		}
-		ids, err := wholeGPUIDs(a, byIndex, known)
+		ids, err := assigned(a)
 		if err != nil {
 			bad = append(bad, badAssignment{p, err.Error()})
+			continue
+		}
+		if len(ids) == 0 {
 			continue
 		}
 		g := given[p.UID]
@@ -102,7 +120,7 @@ func intentsOf(pods []*v1.Pod, devices []Device, given map[types.UID]sets.Set[st
 		}
 		var sizes []int
 		for _, c := range p.Spec.Containers {
-			if q, ok := c.Resources.Limits[v1.ResourceName(ResourceGPU)]; ok && q.Value() > 0 {
+			if q, ok := c.Resources.Limits[v1.ResourceName(resource)]; ok && q.Value() > 0 {
 				sizes = append(sizes, int(q.Value()))
 			}
 		}

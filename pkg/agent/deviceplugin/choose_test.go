@@ -65,7 +65,7 @@ func TestIntentsOf(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			intents, bad := intentsOf(tc.pods, devices, nil)
+			intents, bad := intentsOf(tc.pods, ResourceGPU, wholeGPUs(devices), nil)
 			got := map[string][]string{}
 			var order []string
 			for _, in := range intents {
@@ -109,7 +109,7 @@ func withContainers(p *v1.Pod, sizes ...int64) *v1.Pod {
 
 func intentsFor(t *testing.T, pods ...*v1.Pod) []intent {
 	t.Helper()
-	in, bad := intentsOf(pods, devices, map[types.UID]sets.Set[string]{})
+	in, bad := intentsOf(pods, ResourceGPU, wholeGPUs(devices), map[types.UID]sets.Set[string]{})
 	if len(bad) > 0 {
 		t.Fatalf("bad assignments: %v", bad)
 	}

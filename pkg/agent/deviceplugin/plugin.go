@@ -47,10 +47,25 @@ const ResourceShareSlot = gpu.ResourceShareSlot
 // directory.
 const socketName = "tessera-gpu.sock"
 
-// Plugin serves the node's whole GPUs to the kubelet.
+// Plugin serves one resource of the node's GPUs to the kubelet: whole GPUs
+// (nvidia.com/gpu, the default), or MIG instances of one profile
+// (nvidia.com/mig-<profile>, see MIGPlugins).
 type Plugin struct {
-	// Devices are the node's GPUs.
+	// Devices are the node's whole GPUs; with Resource unset the plugin
+	// serves them.
 	Devices []Device
+	// Resource is the resource served (default nvidia.com/gpu).
+	Resource string
+	// IDs are the device IDs advertised (default the Devices' UUIDs).
+	IDs []string
+	// Assigned maps a pod's assignment to the IDs of Resource it was
+	// assigned (default: its whole GPUs among Devices).
+	Assigned func(gpu.Assignment) ([]string, error)
+	// Prepare, if set, readies the devices the kubelet allocated to a
+	// container (creating MIG instances) and returns what the container
+	// sees of them, as NVIDIA_VISIBLE_DEVICES; by default the IDs
+	// themselves. An error fails the container's admission.
+	Prepare func(ids []string) ([]string, error)
 	// Pods lists the pods bound to this node (an informer's lister).
 	Pods func() []*v1.Pod
 	// Dir is the kubelet's device-plugin directory (default
@@ -81,9 +96,33 @@ func (p *Plugin) Run(ctx context.Context) error {
 	if p.WaitForPod == 0 {
 		p.WaitForPod = 5 * time.Second
 	}
-	p.given = map[types.UID]sets.Set[string]{}
-	p.reported = map[types.UID]string{}
-	return serve(ctx, endpoint{dir: p.Dir, socket: socketName, resource: ResourceGPU, devices: len(p.Devices), server: p, logger: p.Logger})
+	p.init()
+	socket := socketName
+	if p.Resource != ResourceGPU {
+		socket = "tessera-" + strings.NewReplacer("/", "-", "nvidia.com", "").Replace(p.Resource) + ".sock"
+	}
+	return serve(ctx, endpoint{dir: p.Dir, socket: socket, resource: p.Resource, devices: len(p.IDs), server: p, logger: p.Logger})
+}
+
+// init fills in the defaults: whole GPUs.
+func (p *Plugin) init() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.given == nil {
+		p.given = map[types.UID]sets.Set[string]{}
+		p.reported = map[types.UID]string{}
+	}
+	if p.Resource == "" {
+		p.Resource = ResourceGPU
+	}
+	if p.IDs == nil {
+		for _, d := range p.Devices {
+			p.IDs = append(p.IDs, d.UUID)
+		}
+	}
+	if p.Assigned == nil {
+		p.Assigned = wholeGPUs(p.Devices)
+	}
 }
 
 // GetDevicePluginOptions says the plugin answers GetPreferredAllocation.
@@ -94,9 +133,10 @@ func (p *Plugin) GetDevicePluginOptions(context.Context, *pluginapi.Empty) (*plu
 // ListAndWatch sends the node's GPUs, all healthy, and keeps the stream
 // open until the kubelet or the plugin stops.
 func (p *Plugin) ListAndWatch(_ *pluginapi.Empty, stream grpc.ServerStreamingServer[pluginapi.ListAndWatchResponse]) error {
+	p.init()
 	resp := &pluginapi.ListAndWatchResponse{}
-	for _, d := range p.Devices {
-		resp.Devices = append(resp.Devices, &pluginapi.Device{ID: d.UUID, Health: pluginapi.Healthy})
+	for _, id := range p.IDs {
+		resp.Devices = append(resp.Devices, &pluginapi.Device{ID: id, Health: pluginapi.Healthy})
 	}
 	if err := stream.Send(resp); err != nil {
 		return err
@@ -108,6 +148,7 @@ func (p *Plugin) ListAndWatch(_ *pluginapi.Empty, stream grpc.ServerStreamingSer
 // GetPreferredAllocation answers with the assigned devices of the pod the
 // request is for (see preferred).
 func (p *Plugin) GetPreferredAllocation(ctx context.Context, req *pluginapi.PreferredAllocationRequest) (*pluginapi.PreferredAllocationResponse, error) {
+	p.init()
 	resp := &pluginapi.PreferredAllocationResponse{}
 	for _, cr := range req.ContainerRequests {
 		pick := p.preferredWaiting(ctx, cr)
@@ -147,12 +188,24 @@ func (p *Plugin) preferredWaiting(ctx context.Context, cr *pluginapi.ContainerPr
 // a pod's assignment (or a foreign pod's free devices), and fails the
 // container's admission otherwise.
 func (p *Plugin) Allocate(ctx context.Context, req *pluginapi.AllocateRequest) (*pluginapi.AllocateResponse, error) {
+	p.init()
 	resp := &pluginapi.AllocateResponse{}
 	for _, cr := range req.ContainerRequests {
 		in, err := p.matchWaiting(ctx, cr.DevicesIds)
 		if err != nil {
-			p.Logger.Info("Refusing devices", "devices", cr.DevicesIds, "err", err)
+			p.Logger.Info("Refusing devices", "resource", p.Resource, "devices", cr.DevicesIds, "err", err)
 			return nil, err
+		}
+		visible := cr.DevicesIds
+		if p.Prepare != nil {
+			if visible, err = p.Prepare(cr.DevicesIds); err != nil {
+				err = fmt.Errorf("preparing %s %s: %w", p.Resource, strings.Join(cr.DevicesIds, ","), err)
+				p.Logger.Info("Refusing devices", "resource", p.Resource, "devices", cr.DevicesIds, "err", err)
+				if in != nil && p.Events != nil {
+					p.Events.Eventf(in.pod, v1.EventTypeWarning, "GPUAllocationRefused", "tessera-agent could not prepare the assigned devices: %v", err)
+				}
+				return nil, err
+			}
 		}
 		if in != nil {
 			p.mu.Lock()
@@ -163,12 +216,12 @@ func (p *Plugin) Allocate(ctx context.Context, req *pluginapi.AllocateRequest) (
 			}
 			g.Insert(cr.DevicesIds...)
 			p.mu.Unlock()
-			p.Logger.Info("Allocated the assigned GPUs", "pod", klog.KObj(in.pod), "devices", cr.DevicesIds)
+			p.Logger.Info("Allocated the assigned devices", "resource", p.Resource, "pod", klog.KObj(in.pod), "devices", cr.DevicesIds, "visible", visible)
 		} else {
-			p.Logger.Info("Allocated GPUs to a pod without a Tessera assignment", "devices", cr.DevicesIds)
+			p.Logger.Info("Allocated devices to a pod without a Tessera assignment", "resource", p.Resource, "devices", cr.DevicesIds, "visible", visible)
 		}
 		resp.ContainerResponses = append(resp.ContainerResponses, &pluginapi.ContainerAllocateResponse{
-			Envs: map[string]string{"NVIDIA_VISIBLE_DEVICES": strings.Join(cr.DevicesIds, ",")},
+			Envs: map[string]string{"NVIDIA_VISIBLE_DEVICES": strings.Join(visible, ",")},
 		})
 	}
 	if p.Allocated != nil {
@@ -241,7 +294,7 @@ func (p *Plugin) assignments() ([]intent, []badAssignment) {
 		given[uid] = g.Clone()
 	}
 	p.mu.Unlock()
-	intents, bad := intentsOf(p.Pods(), p.Devices, given)
+	intents, bad := intentsOf(p.Pods(), p.Resource, p.Assigned, given)
 	for _, b := range bad {
 		// Every request reads the assignments again; say it once.
 		p.mu.Lock()
@@ -270,7 +323,7 @@ func (p *Plugin) foreignWaiting() bool {
 			continue
 		}
 		for _, c := range pod.Spec.Containers {
-			if _, ok := c.Resources.Limits[ResourceGPU]; ok {
+			if _, ok := c.Resources.Limits[v1.ResourceName(p.Resource)]; ok {
 				return true
 			}
 		}

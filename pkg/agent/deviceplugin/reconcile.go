@@ -88,7 +88,11 @@ func (r *Reconciler) Sync(ctx context.Context) error {
 		} else if m, err := kube.ShareMilli(pod); err == nil {
 			milli = m
 		}
-		realized, err := realizedOf(gpus[key], slots[key], milli, r.Devices)
+		var mig []gpu.MIGSlot
+		if aerr == nil {
+			mig = a.MIG // created as assigned, or refused: never others
+		}
+		realized, err := realizedOf(gpus[key], slots[key], milli, mig, r.Devices)
 		if err != nil {
 			r.Logger.Info("The kubelet reports devices this agent does not serve", "pod", klog.KObj(pod), "err", err)
 			continue
@@ -128,13 +132,14 @@ func sameDevices(a, held gpu.Assignment) bool {
 		}
 		return out
 	}
-	return slices.Equal(a.GPUs, held.GPUs) && slices.Equal(shareGPUs(a), shareGPUs(held)) && len(a.MIG) == 0
+	return slices.Equal(a.GPUs, held.GPUs) && slices.Equal(shareGPUs(a), shareGPUs(held))
 }
 
 // realizedOf turns the GPU UUIDs and share slots a pod holds into an
-// assignment with UUIDs: whole GPUs, and a share of milli of each slot's
-// GPU.
-func realizedOf(uuids, slots []string, milli int, devices []Device) (gpu.Assignment, error) {
+// assignment with UUIDs: whole GPUs, a share of milli of each slot's GPU,
+// and the MIG slots given (the agent hands out MIG instances only as
+// assigned, so it has nothing else to report of them).
+func realizedOf(uuids, slots []string, milli int, mig []gpu.MIGSlot, devices []Device) (gpu.Assignment, error) {
 	byUUID := map[string]int{}
 	byIndex := map[int]string{}
 	for _, d := range devices {
@@ -156,8 +161,13 @@ func realizedOf(uuids, slots []string, milli int, devices []Device) (gpu.Assignm
 		}
 		a.Shares = append(a.Shares, gpu.Share{GPU: idx, Milli: milli})
 	}
+	a.MIG = mig
 	a = a.Normalize()
 	for _, d := range a.Devices() {
+		if byIndex[d] == "" {
+			a.UUIDs = nil // a MIG GPU: a partial list would be misread
+			break
+		}
 		a.UUIDs = append(a.UUIDs, byIndex[d])
 	}
 	return a, nil

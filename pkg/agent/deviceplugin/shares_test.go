@@ -188,18 +188,18 @@ func TestSharePlugin(t *testing.T) {
 }
 
 func TestRealizedOf(t *testing.T) {
-	got, err := realizedOf([]string{"GPU-d", "GPU-b"}, nil, 0, devices)
+	got, err := realizedOf([]string{"GPU-d", "GPU-b"}, nil, 0, nil, devices)
 	if err != nil || !slices.Equal(got.GPUs, []int{1, 3}) || !slices.Equal(got.UUIDs, []string{"GPU-b", "GPU-d"}) {
 		t.Errorf("whole GPUs: %+v, %v", got, err)
 	}
-	got, err = realizedOf(nil, []string{slotID("GPU-c", 9)}, 250, devices)
+	got, err = realizedOf(nil, []string{slotID("GPU-c", 9)}, 250, nil, devices)
 	if err != nil || len(got.Shares) != 1 || got.Shares[0] != (gpu.Share{GPU: 2, Milli: 250}) || !slices.Equal(got.UUIDs, []string{"GPU-c"}) {
 		t.Errorf("a share slot: %+v, %v", got, err)
 	}
 	if !sameDevices(share(2, 250), got) || sameDevices(share(1, 250), got) {
 		t.Errorf("sameDevices: a share of the slot's GPU is the assignment, one of another GPU is not")
 	}
-	if _, err := realizedOf(nil, []string{"GPU-zz-share-0"}, 250, devices); err == nil {
+	if _, err := realizedOf(nil, []string{"GPU-zz-share-0"}, 250, nil, devices); err == nil {
 		t.Errorf("a slot of a GPU the agent does not serve was accepted")
 	}
 }
