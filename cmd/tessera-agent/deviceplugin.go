@@ -67,6 +67,7 @@ func startDevicePlugin(ctx context.Context, o *options, client kubernetes.Interf
 		Dir:       o.devicePluginDir,
 		Events:    recorder,
 		Allocated: allocated,
+		CDI:       o.deviceListStrategy == "cdi-cri",
 		Logger:    logger,
 	}
 	r := &deviceplugin.Reconciler{
@@ -84,12 +85,14 @@ func startDevicePlugin(ctx context.Context, o *options, client kubernetes.Interf
 		Dir:       o.devicePluginDir,
 		Events:    recorder,
 		Allocated: allocated,
+		CDI:       o.deviceListStrategy == "cdi-cri",
 		Logger:    logger.WithName("shares"),
 	}
 	go r.Run(ctx, allocated)
 	go func() { _ = shares.Run(ctx) }()
 	for _, mp := range deviceplugin.MIGPlugins(migGPUs, layout, changed) {
 		mp.Pods, mp.Dir, mp.Events, mp.Allocated = podsOfNode, o.devicePluginDir, recorder, allocated
+		mp.CDI = o.deviceListStrategy == "cdi-cri"
 		mp.Logger = logger.WithName("mig")
 		go func() { _ = mp.Run(ctx) }()
 	}

@@ -66,6 +66,8 @@ func TestFlagValidation(t *testing.T) {
 		{name: "print and once", args: []string{"--print", "--once"}, wantErr: "exclude each other"},
 		{name: "publishing needs a node name", args: []string{"--once"}, wantErr: "NODE_NAME"},
 		{name: "positional arguments", args: []string{"print"}, wantErr: "unknown command"},
+		{name: "unknown device list strategy", env: "n1", args: []string{"--device-plugin", "--device-list-strategy=volume-mounts"}, wantErr: `--device-list-strategy: invalid value "volume-mounts"`},
+		{name: "simulated MIG without simulation", env: "n1", args: []string{"--simulate-mig=7"}, wantErr: "--simulate-mig needs --simulate"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

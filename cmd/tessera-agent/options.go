@@ -32,6 +32,10 @@ type options struct {
 	devicePluginDir string
 	// podResourcesSocket is the kubelet's PodResources socket.
 	podResourcesSocket string
+	// metricsAddr serves /metrics and /healthz.
+	metricsAddr string
+	// deviceListStrategy is how containers get their devices.
+	deviceListStrategy string
 }
 
 // defaultInterval is how often the agent re-discovers the GPUs. A minute
@@ -62,6 +66,8 @@ func (o *options) addFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.devicePluginDir, "device-plugin-dir", "/var/lib/kubelet/device-plugins", "the kubelet's device-plugin directory, where kubelet.sock is")
 	fs.StringVar(&o.podResourcesSocket, "pod-resources-socket", deviceplugin.PodResourcesSocket, "with --device-plugin: the kubelet's PodResources socket, read to record (as the pod annotation tessera.dev/gpu-realized) the GPUs pods of other schedulers, or pods the kubelet gave other GPUs, really hold, and to tell which pod the kubelet is admitting when it asks for a share slot")
 	fs.StringVar(&o.simulate, "simulate", "", "use simulated GPUs instead of NVML, for playgrounds and tests on machines without GPUs: one of "+strings.Join(simulated.Systems(), ", ")+" (NVIDIA's NVML mocks, eight GPUs on one NVLink fabric and two NUMA nodes, UUIDs derived from the node name); never use on a GPU node")
+	fs.StringVar(&o.deviceListStrategy, "device-list-strategy", "envvar", `with --device-plugin, how a container gets its devices: "envvar" (NVIDIA_VISIBLE_DEVICES=<UUIDs>, read by the NVIDIA container runtime) or "cdi-cri" (CDI device names nvidia.com/gpu=<GPU or MIG UUID>, for a container runtime with CDI enabled and NVIDIA's CDI spec generated with nvidia-ctk cdi generate --device-name-strategy=uuid; robust to an image's own NVIDIA_VISIBLE_DEVICES)`)
+	fs.StringVar(&o.metricsAddr, "metrics-bind-address", ":9401", `address (host:port) where the agent serves Prometheus metrics on /metrics (with --device-plugin: tessera_device_allocations_total, tessera_device_assignment_mismatch_total, tessera_mig_instance_operations_total) and /healthz; "0" serves nothing`)
 	fs.IntSliceVar(&o.simulateMIG, "simulate-mig", nil, "with --simulate, these GPUs (indices, e.g. 6,7) have MIG enabled and no MIG instances; with --mig-layout=dynamic the scheduler places MIG pods on them and the agent's device plugin creates the instances (an error without --simulate)")
 }
 
@@ -73,6 +79,9 @@ func (o *options) validate() (agent.MIGLayout, error) {
 	}
 	if o.interval <= 0 {
 		return "", fmt.Errorf("--interval must be positive, got %v", o.interval)
+	}
+	if o.deviceListStrategy != "envvar" && o.deviceListStrategy != "cdi-cri" {
+		return "", fmt.Errorf("--device-list-strategy: invalid value %q (want \"envvar\" or \"cdi-cri\")", o.deviceListStrategy)
 	}
 	if len(o.simulateMIG) > 0 && o.simulate == "" {
 		return "", errors.New("--simulate-mig needs --simulate: it enables MIG on simulated GPUs only")

@@ -2,13 +2,18 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"net/http"
 	"os"
+	"time"
 
+	"k8s.io/component-base/metrics/legacyregistry"
 	"k8s.io/component-base/version"
 	"k8s.io/klog/v2"
 
 	"github.com/tessera-sched/tessera/pkg/agent"
+	"github.com/tessera-sched/tessera/pkg/agent/deviceplugin"
 	tesserav1alpha1 "github.com/tessera-sched/tessera/pkg/apis/tessera/v1alpha1"
 )
 
@@ -44,6 +49,9 @@ func runPublish(ctx context.Context, o *options, d deps) error {
 		},
 		Logger: logger,
 	}
+	if o.metricsAddr != "0" && !o.once {
+		serveMetrics(ctx, o.metricsAddr)
+	}
 	if o.devicePlugin {
 		if o.once {
 			return fmt.Errorf("--device-plugin serves until stopped; it cannot be combined with --once")
@@ -56,6 +64,7 @@ func runPublish(ctx context.Context, o *options, d deps) error {
 		if err != nil {
 			return err
 		}
+		deviceplugin.RegisterMetrics()
 		changed := make(chan struct{}, 1)
 		p.Trigger = changed
 		mig := &agent.MIGManager{Lib: lib, Logger: logger.WithName("mig")}
@@ -71,4 +80,25 @@ func runPublish(ctx context.Context, o *options, d deps) error {
 	}
 	p.Run(ctx, o.interval)
 	return nil
+}
+
+// serveMetrics serves Prometheus metrics on /metrics and liveness on
+// /healthz at addr until ctx ends. A port already taken is logged, not
+// fatal: metrics must not take GPU scheduling down.
+func serveMetrics(ctx context.Context, addr string) {
+	logger := klog.FromContext(ctx)
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", legacyregistry.Handler())
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok")) })
+	srv := &http.Server{Addr: addr, Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go func() {
+		if err := srv.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			logger.Error(err, "Serving metrics failed", "address", addr)
+		}
+	}()
+	go func() {
+		<-ctx.Done()
+		_ = srv.Close()
+	}()
+	logger.Info("Serving metrics", "address", addr, "paths", "/metrics /healthz")
 }

@@ -391,6 +391,28 @@ func migHandedOut(t *testing.T) {
 		t.Fatalf("after %s was deleted, GPU 7 still lists instances %v", p.Name, published)
 	}
 	t.Logf("pod %s deleted: its instance destroyed and unpublished after %.1fs", p.Name, time.Since(start).Seconds())
+
+	// What happened is on the agent's /metrics, through the API server's
+	// pod proxy as Prometheus would scrape the pod.
+	agents, err := cluster.Client.CoreV1().Pods("tessera-system").List(ctx, metav1.ListOptions{LabelSelector: "app.kubernetes.io/name=tessera-agent", FieldSelector: "spec.nodeName=" + gpuNode})
+	if err != nil || len(agents.Items) != 1 {
+		t.Fatalf("the agent pod of %s: %v (%d pods)", gpuNode, err, len(agents.Items))
+	}
+	raw, err := cluster.Client.CoreV1().Pods("tessera-system").ProxyGet("http", agents.Items[0].Name, "9401", "/metrics", nil).DoRaw(ctx)
+	if err != nil {
+		t.Fatalf("the agent's /metrics: %v", err)
+	}
+	for _, want := range []string{
+		`tessera_mig_instance_operations_total{operation="create",result="ok"} 1`,
+		`tessera_mig_instance_operations_total{operation="destroy",result="ok"} 1`,
+		`tessera_mig_instance_operations_total{operation="create",result="error"} 1`,
+		`tessera_device_allocations_total{resource="nvidia.com/mig-1g.10gb",result="refused"} 1`,
+		`tessera_device_allocations_total{resource="nvidia.com/mig-3g.40gb",result="allocated"} 1`,
+	} {
+		if !strings.Contains(string(raw), want) {
+			t.Errorf("the agent's /metrics lacks %s", want)
+		}
+	}
 }
 
 // kubeletRestart restarts the GPU node's kubelet (as an upgrade or a crash

@@ -176,6 +176,9 @@ func migPrepare(byUUID map[string]MIGGPU, layout MIGLayout, created chan<- struc
 				return nil, fmt.Errorf("MIG %s at memory slice %d of GPU %s: no MIG device UUID is known and the agent does not create instances on this GPU", profile, start, gpuUUID)
 			}
 			uuid, made, err := layout.Ensure(g.Index, profile, start)
+			if made || err != nil {
+				migOperations.WithLabelValues("create", result(err)).Inc()
+			}
 			if err != nil {
 				return nil, err
 			}
@@ -286,7 +289,9 @@ func (c *MIGCleaner) Sync(now time.Time) {
 			if now.Sub(since) < grace {
 				continue
 			}
-			if err := c.Layout.Destroy(g.Index, int(inst.Start)); err != nil {
+			err := c.Layout.Destroy(g.Index, int(inst.Start))
+			migOperations.WithLabelValues("destroy", result(err)).Inc()
+			if err != nil {
 				c.Logger.Info("Could not destroy a MIG instance no pod holds", "gpu", g.Index, "profile", inst.Profile, "start", inst.Start, "err", err)
 				continue
 			}

@@ -66,6 +66,9 @@ type Plugin struct {
 	// sees of them, as NVIDIA_VISIBLE_DEVICES; by default the IDs
 	// themselves. An error fails the container's admission.
 	Prepare func(ids []string) ([]string, error)
+	// CDI hands devices to containers by CDI device names (CDIKind)
+	// instead of NVIDIA_VISIBLE_DEVICES.
+	CDI bool
 	// Pods lists the pods bound to this node (an informer's lister).
 	Pods func() []*v1.Pod
 	// Dir is the kubelet's device-plugin directory (default
@@ -194,6 +197,7 @@ func (p *Plugin) Allocate(ctx context.Context, req *pluginapi.AllocateRequest) (
 		in, err := p.matchWaiting(ctx, cr.DevicesIds)
 		if err != nil {
 			p.Logger.Info("Refusing devices", "resource", p.Resource, "devices", cr.DevicesIds, "err", err)
+			allocations.WithLabelValues(p.Resource, "refused").Inc()
 			return nil, err
 		}
 		visible := cr.DevicesIds
@@ -204,6 +208,7 @@ func (p *Plugin) Allocate(ctx context.Context, req *pluginapi.AllocateRequest) (
 				if in != nil && p.Events != nil {
 					p.Events.Eventf(in.pod, v1.EventTypeWarning, "GPUAllocationRefused", "tessera-agent could not prepare the assigned devices: %v", err)
 				}
+				allocations.WithLabelValues(p.Resource, "refused").Inc()
 				return nil, err
 			}
 		}
@@ -220,9 +225,8 @@ func (p *Plugin) Allocate(ctx context.Context, req *pluginapi.AllocateRequest) (
 		} else {
 			p.Logger.Info("Allocated devices to a pod without a Tessera assignment", "resource", p.Resource, "devices", cr.DevicesIds, "visible", visible)
 		}
-		resp.ContainerResponses = append(resp.ContainerResponses, &pluginapi.ContainerAllocateResponse{
-			Envs: map[string]string{"NVIDIA_VISIBLE_DEVICES": strings.Join(visible, ",")},
-		})
+		allocations.WithLabelValues(p.Resource, "allocated").Inc()
+		resp.ContainerResponses = append(resp.ContainerResponses, containerResponse(visible, p.CDI, nil))
 	}
 	if p.Allocated != nil {
 		select {

@@ -100,9 +100,16 @@ func (r *Reconciler) Sync(ctx context.Context) error {
 		held := strings.Join(append(slices.Clone(gpus[key]), slots[key]...), ",")
 		if aerr == nil && sameDevices(a, realized) {
 			continue
-		} else if aerr == nil && r.warned[pod.UID] != held && r.Events != nil {
+		} else if aerr == nil && r.warned[pod.UID] != held {
 			r.warned[pod.UID] = held
-			r.Events.Eventf(pod, v1.EventTypeWarning, "GPUAssignmentMismatch", "the kubelet gave this pod %s, not its assignment %s; Tessera now accounts the devices it holds", realized.Describe(), a.Describe())
+			resource := ResourceGPU
+			if len(slots[key]) > 0 {
+				resource = ResourceShareSlot
+			}
+			mismatches.WithLabelValues(resource).Inc()
+			if r.Events != nil {
+				r.Events.Eventf(pod, v1.EventTypeWarning, "GPUAssignmentMismatch", "the kubelet gave this pod %s, not its assignment %s; Tessera now accounts the devices it holds", realized.Describe(), a.Describe())
+			}
 		}
 		raw, err := gpu.MarshalAssignment(realized)
 		if err != nil {

@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"google.golang.org/grpc"
@@ -106,4 +107,30 @@ func (e endpoint) register(ctx context.Context, kubeletSocket string) error {
 		return fmt.Errorf("registering %s with the kubelet at %s: %w", e.resource, kubeletSocket, err)
 	}
 	return nil
+}
+
+// CDIKind is the CDI device kind of NVIDIA's container toolkit: with
+// --device-list-strategy=cdi-cri the kubelet passes "nvidia.com/gpu=<uuid>"
+// (a GPU or MIG device UUID, as `nvidia-ctk cdi generate
+// --device-name-strategy=uuid` names them) to the container runtime, which
+// injects exactly those devices, whatever the image's own
+// NVIDIA_VISIBLE_DEVICES says.
+const CDIKind = "nvidia.com/gpu"
+
+// containerResponse tells the kubelet how the container gets the devices
+// whose GPU or MIG UUIDs are visible: by CDI device names, or through the
+// NVIDIA container runtime's NVIDIA_VISIBLE_DEVICES; env is added as is.
+func containerResponse(visible []string, cdi bool, env map[string]string) *pluginapi.ContainerAllocateResponse {
+	resp := &pluginapi.ContainerAllocateResponse{Envs: map[string]string{}}
+	for k, v := range env {
+		resp.Envs[k] = v
+	}
+	if cdi {
+		for _, id := range visible {
+			resp.CdiDevices = append(resp.CdiDevices, &pluginapi.CDIDevice{Name: CDIKind + "=" + id})
+		}
+		return resp
+	}
+	resp.Envs["NVIDIA_VISIBLE_DEVICES"] = strings.Join(visible, ",")
+	return resp
 }

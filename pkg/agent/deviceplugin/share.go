@@ -56,6 +56,8 @@ type SharePlugin struct {
 	Admitting func(ctx context.Context) (sets.Set[string], error)
 	// Dir is the kubelet's device-plugin directory.
 	Dir string
+	// CDI hands the GPU to containers by CDI device name (CDIKind).
+	CDI bool
 	// Events, if set, records why a pod's share was refused.
 	Events record.EventRecorder
 	// Allocated, if set, is poked (without blocking) after every
@@ -148,18 +150,15 @@ func (p *SharePlugin) Allocate(ctx context.Context, req *pluginapi.AllocateReque
 		in, err := p.matchWaiting(ctx, cr.DevicesIds)
 		if err != nil {
 			p.Logger.Info("Refusing a share slot", "devices", cr.DevicesIds, "err", err)
+			allocations.WithLabelValues(ResourceShareSlot, "refused").Inc()
 			return nil, err
 		}
+		allocations.WithLabelValues(ResourceShareSlot, "allocated").Inc()
 		p.mu.Lock()
 		p.given[in.pod.UID] = in.uuid
 		p.mu.Unlock()
 		p.Logger.Info("Allocated the assigned GPU share", "pod", klog.KObj(in.pod), "gpu", in.gpu, "uuid", in.uuid, "milli", in.milli, "slot", cr.DevicesIds[0])
-		resp.ContainerResponses = append(resp.ContainerResponses, &pluginapi.ContainerAllocateResponse{
-			Envs: map[string]string{
-				"NVIDIA_VISIBLE_DEVICES": in.uuid,
-				"TESSERA_GPU_MILLI":      strconv.Itoa(in.milli),
-			},
-		})
+		resp.ContainerResponses = append(resp.ContainerResponses, containerResponse([]string{in.uuid}, p.CDI, map[string]string{"TESSERA_GPU_MILLI": strconv.Itoa(in.milli)}))
 	}
 	if p.Allocated != nil {
 		select {

@@ -161,6 +161,15 @@ func TestSharePlugin(t *testing.T) {
 	if _, err := allocate(p, slotID("GPU-c", 6)); err == nil {
 		t.Errorf("a second slot with no pod left waiting was handed out")
 	}
+	cdi := newSharePlugin(sharePod("quarter", 1, share(2, 250)))
+	cdi.CDI = true
+	resp, err = allocate(cdi, slotID("GPU-c", 5))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := resp.ContainerResponses[0]; len(c.CdiDevices) != 1 || c.CdiDevices[0].Name != "nvidia.com/gpu=GPU-c" || c.Envs["NVIDIA_VISIBLE_DEVICES"] != "" {
+		t.Errorf("with CDI: devices %v, env %v; want only the CDI device nvidia.com/gpu=GPU-c", c.CdiDevices, c.Envs)
+	}
 
 	foreign := sharePod("foreign", 1, gpu.Assignment{})
 	delete(foreign.Annotations, gpu.AnnotationAssignment)
