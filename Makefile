@@ -15,7 +15,7 @@ LDFLAGS  := -X k8s.io/component-base/version.gitVersion=$(VERSION) \
 CONTROLLER_GEN := $(GO) run sigs.k8s.io/controller-tools/cmd/controller-gen@v0.23.0
 TEST_TIMEOUT   ?= 30m
 
-.PHONY: all help build test test-gpu unit lint demo demo-real e2e e2e-bin e2e-host bench bench-smoke manifests verify clean cc
+.PHONY: all help build test test-gpu unit lint fuzz demo demo-real e2e e2e-bin e2e-host bench bench-smoke manifests verify clean cc
 
 # make bench: BENCH_SCALE=performance (the default; sizes that fit a 2-core
 # machine in about 15 minutes) or large (more nodes and pods; much longer).
@@ -61,6 +61,16 @@ cc:
 
 unit: ## Only the fast unit tests of the pure packages and plugins.
 	$(GO) test -count=1 ./pkg/...
+
+# Every fuzz target for FUZZTIME each. `make test` runs their seed corpora
+# only; this searches for new failing inputs (written to testdata/fuzz/, a
+# regression test from then on).
+FUZZTIME ?= 30s
+FUZZ_TARGETS = ./pkg/gpu:FuzzUnmarshalAssignment ./pkg/gpu:FuzzMIGProfileNames ./pkg/kube:FuzzParseDemand \
+	./pkg/agent/deviceplugin:FuzzDeviceIDs ./pkg/plugins:FuzzPluginArgs
+fuzz: ## Fuzz the parsers of annotations, resources, device IDs and plugin args (FUZZTIME each, default 30s).
+	@for t in $(FUZZ_TARGETS); do pkg=$${t%%:*}; fn=$${t##*:}; echo "fuzz $$fn ($$pkg, $(FUZZTIME))"; \
+	  $(GO) test -run '^$$' -fuzz "^$$fn$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; done
 
 lint: ## gofmt and go vet.
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \

@@ -141,9 +141,9 @@ func RunReal(ctx context.Context, o RealOptions) (err error) {
 		return err
 	}
 	if len(gpuNodes) > 0 {
-		if err := p.step("Deploying tessera-agent as the GPU device plugin: manifests/agent-device-plugin with --simulate=dgx-h100", func() (string, error) {
-			err := cluster.DeploySimulatedAgent(ctx, "dgx-h100", gpuNodes, 8, 2*time.Minute)
-			return fmt.Sprintf("%d GPU nodes advertise 8 GPUs each", len(gpuNodes)), err
+		if err := p.step("Deploying tessera-agent as the GPU device plugin: manifests/agent-device-plugin with --simulate=dgx-h100 --simulate-mig=7 --mig-layout=dynamic", func() (string, error) {
+			err := cluster.DeploySimulatedAgent(ctx, "dgx-h100", gpuNodes, 7, 2*time.Minute, "--simulate-mig=7", "--mig-layout=dynamic")
+			return fmt.Sprintf("%d GPU nodes advertise 7 GPUs, their share slots and the MIG slots of GPU 7 each", len(gpuNodes)), err
 		}); err != nil {
 			return err
 		}
@@ -274,6 +274,8 @@ func printRealReport(ctx context.Context, out io.Writer, c *realcluster.Cluster,
 			for _, uuid := range strings.Split(v, ",") {
 				if i, ok := indices[p.Spec.NodeName][uuid]; ok {
 					known = append(known, i)
+				} else if strings.HasPrefix(uuid, "MIG-") && len(uuid) > 12 {
+					unknown = append(unknown, "MIG device "+uuid[:12]+"…")
 				} else {
 					unknown = append(unknown, uuid)
 				}
@@ -284,9 +286,13 @@ func printRealReport(ctx context.Context, out io.Writer, c *realcluster.Cluster,
 				idx = append(idx, fmt.Sprint(i))
 			}
 			idx = append(idx, unknown...)
-			saw = "GPUs " + strings.Join(idx, ",")
-			if len(idx) == 1 {
+			switch {
+			case len(known) == 0:
+				saw = strings.Join(idx, ",")
+			case len(idx) == 1:
 				saw = "GPU " + idx[0]
+			default:
+				saw = "GPUs " + strings.Join(idx, ",")
 			}
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", p.Name, p.Spec.NodeName, assigned, saw, exit)

@@ -212,3 +212,29 @@ func TestRealizedOf(t *testing.T) {
 		t.Errorf("a slot of a GPU the agent does not serve was accepted")
 	}
 }
+
+// FuzzDeviceIDs: the kubelet hands back device IDs the agent made; the
+// parsers of share-slot and MIG-placement IDs never panic, and whatever the
+// agent writes parses back to what it wrote.
+func FuzzDeviceIDs(f *testing.F) {
+	f.Add("GPU-5f1b-share", "3g.40gb", 4)
+	f.Add("GPU-a-mig-", "1g.10gb+me", 0)
+	f.Add("", "", -1)
+	f.Fuzz(func(t *testing.T, uuid, profile string, k int) {
+		_ = slotGPU(uuid)
+		_, _, _, _ = parsePlacementID(uuid + profile)
+		if uuid == "" || k < 0 {
+			return
+		}
+		if got := slotGPU(slotID(uuid, k)); got != uuid {
+			t.Errorf("slotGPU(slotID(%q, %d)) = %q", uuid, k, got)
+		}
+		if profile == "" || strings.Contains(profile, "-mig-") || strings.HasSuffix(profile, "-") {
+			return
+		}
+		g, p, s, ok := parsePlacementID(placementID(uuid, profile, k))
+		if !ok || g != uuid || p != profile || s != k {
+			t.Errorf("parsePlacementID(placementID(%q, %q, %d)) = %q %q %d %v", uuid, profile, k, g, p, s, ok)
+		}
+	})
+}
