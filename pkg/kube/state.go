@@ -113,6 +113,15 @@ func NodeGPUState(node *v1.Node, pods []*v1.Pod) *gpu.NodeState {
 // Benchmarks and tests call it after a run to prove nothing was
 // over-allocated.
 func CheckNode(node *v1.Node, pods []*v1.Pod) []string {
+	return CheckNodeTopology(node, nil, pods)
+}
+
+// CheckNodeTopology is CheckNode with the node's GPUs from topo (its
+// NodeGPUTopology) where it is not nil, and each pod's devices taken from
+// its tessera.dev/gpu-realized annotation where the node agent recorded
+// one (what the pod really holds), else its assignment. Pods that have
+// finished must be left out by the caller.
+func CheckNodeTopology(node *v1.Node, topo *gpu.Topology, pods []*v1.Pod) []string {
 	var out []string
 	var whole int64
 	for _, p := range pods {
@@ -125,13 +134,19 @@ func CheckNode(node *v1.Node, pods []*v1.Pod) []string {
 	if alloc, ok := node.Status.Allocatable[ResourceGPU]; ok && whole > alloc.Value() {
 		out = append(out, fmt.Sprintf("node %s: pods request %d %s, allocatable is %d", node.Name, whole, ResourceGPU, alloc.Value()))
 	}
-	topo, ok := TopologyFromLabels(node)
-	if !ok {
-		return out
+	if topo == nil {
+		labels, ok := TopologyFromLabels(node)
+		if !ok {
+			return out
+		}
+		topo = &labels.Topo
 	}
-	state := gpu.NewNodeState(topo.Topo)
+	state := gpu.NewNodeState(*topo)
 	for _, p := range pods {
-		raw, ok := p.Annotations[AnnotationAssignment]
+		raw, ok := p.Annotations[gpu.AnnotationRealized]
+		if !ok {
+			raw, ok = p.Annotations[AnnotationAssignment]
+		}
 		if !ok {
 			continue
 		}
