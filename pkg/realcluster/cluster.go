@@ -33,6 +33,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	v1 "k8s.io/api/core/v1"
@@ -111,10 +112,12 @@ type Cluster struct {
 
 	etcd      *localcluster.Etcd
 	apiserver *process
-	kcm       *process
-	proxy     *process
-	scheduler *process
-	nodes     []*node
+	// apiserverArgs are kube-apiserver's flags, for StartAPIServer.
+	apiserverArgs []string
+	kcm           *process
+	proxy         *process
+	scheduler     *process
+	nodes         []*node
 
 	netnsBefore map[string]bool
 	before      hostState
@@ -224,25 +227,25 @@ func (c *Cluster) startControlPlane(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	c.apiserver, err = c.spawn("kube-apiserver", filepath.Join(c.bin, "kube-apiserver"),
-		"--etcd-servers="+etcd.URL,
+	c.apiserverArgs = []string{
+		"--etcd-servers=" + etcd.URL,
 		"--bind-address=0.0.0.0",
-		"--secure-port="+strconv.Itoa(port),
-		"--advertise-address="+c.Host.IP.String(),
-		"--tls-cert-file="+serving.Cert, "--tls-private-key-file="+serving.Key,
-		"--client-ca-file="+p.CAFile,
-		"--kubelet-client-certificate="+kubeletClient.Cert, "--kubelet-client-key="+kubeletClient.Key,
+		"--secure-port=" + strconv.Itoa(port),
+		"--advertise-address=" + c.Host.IP.String(),
+		"--tls-cert-file=" + serving.Cert, "--tls-private-key-file=" + serving.Key,
+		"--client-ca-file=" + p.CAFile,
+		"--kubelet-client-certificate=" + kubeletClient.Cert, "--kubelet-client-key=" + kubeletClient.Key,
 		"--kubelet-preferred-address-types=InternalIP",
-		"--service-account-key-file="+saKey, "--service-account-signing-key-file="+saKey,
+		"--service-account-key-file=" + saKey, "--service-account-signing-key-file=" + saKey,
 		"--service-account-issuer=https://kubernetes.default.svc.cluster.local",
-		"--service-cluster-ip-range="+ServiceCIDR,
+		"--service-cluster-ip-range=" + ServiceCIDR,
 		"--authorization-mode=Node,RBAC",
 		"--enable-admission-plugins=NodeRestriction",
 		"--allow-privileged=true",
-		"--cert-dir="+filepath.Join(c.dir, "apiserver"),
+		"--cert-dir=" + filepath.Join(c.dir, "apiserver"),
 		"--profiling=false",
-	)
-	if err != nil {
+	}
+	if c.apiserver, err = c.spawn("kube-apiserver", filepath.Join(c.bin, "kube-apiserver"), c.apiserverArgs...); err != nil {
 		return err
 	}
 	if c.Kubeconfig, err = p.clientKubeconfig("admin", "tessera-admin", []string{"system:masters"}, c.server); err != nil {
@@ -260,10 +263,7 @@ func (c *Cluster) startControlPlane(ctx context.Context) error {
 	if c.Dynamic, err = dynamic.NewForConfig(cfg); err != nil {
 		return err
 	}
-	if err := c.waitFor(ctx, c.apiserver, 60*time.Second, "kube-apiserver to be ready", func(ctx context.Context) (bool, error) {
-		body, err := c.Client.Discovery().RESTClient().Get().AbsPath("/readyz").DoRaw(ctx)
-		return err == nil && string(body) == "ok", nil
-	}); err != nil {
+	if err := c.waitAPIServer(ctx); err != nil {
 		return err
 	}
 	c.say("control plane: etcd, kube-apiserver at %s (pods reach it as https://10.96.0.1:443) ready in %.1fs", c.server, time.Since(start).Seconds())
@@ -327,6 +327,39 @@ func (c *Cluster) startControlPlane(ctx context.Context) error {
 	}
 	c.say("controllers: kube-controller-manager and the default scheduler started in %.1fs", time.Since(start).Seconds())
 	return nil
+}
+
+func (c *Cluster) waitAPIServer(ctx context.Context) error {
+	return c.waitFor(ctx, c.apiserver, 60*time.Second, "kube-apiserver to be ready", func(ctx context.Context) (bool, error) {
+		body, err := c.Client.Discovery().RESTClient().Get().AbsPath("/readyz").DoRaw(ctx)
+		return err == nil && string(body) == "ok", nil
+	})
+}
+
+// KillAPIServer sends SIGKILL to kube-apiserver, as a crash or an OOM kill
+// would: every watch and request of every component breaks at once, and
+// leaders cannot renew their leases until StartAPIServer. etcd keeps the
+// cluster's state.
+func (c *Cluster) KillAPIServer() {
+	if done, _ := c.apiserver.exited(); done {
+		return
+	}
+	_ = syscall.Kill(-c.apiserver.cmd.Process.Pid, syscall.SIGKILL)
+	<-c.apiserver.done
+}
+
+// StartAPIServer starts kube-apiserver again, on the same address with the
+// same flags and certificates, and waits until it is ready.
+func (c *Cluster) StartAPIServer(ctx context.Context) error {
+	if done, _ := c.apiserver.exited(); !done {
+		return errors.New("kube-apiserver is running")
+	}
+	p, err := c.spawn("kube-apiserver", filepath.Join(c.bin, "kube-apiserver"), c.apiserverArgs...)
+	if err != nil {
+		return err
+	}
+	c.apiserver = p
+	return c.waitAPIServer(ctx)
 }
 
 // RestartKubelet stops the node's kubelet (SIGTERM, as systemd would) and

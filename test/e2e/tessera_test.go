@@ -25,6 +25,7 @@ import (
 	"sigs.k8s.io/scheduler-plugins/pkg/generated/clientset/versioned"
 
 	"github.com/tessera-sched/tessera/manifests/render"
+	"github.com/tessera-sched/tessera/pkg/audit"
 	"github.com/tessera-sched/tessera/pkg/gpu"
 )
 
@@ -56,6 +57,7 @@ func TestTesseraOnRealNodes(t *testing.T) {
 		{"kubelet restart: running pods kept, device plugin registers again", kubeletRestart},
 		{"leader failover", leaderFailover},
 		{"leader killed (SIGKILL) while a gang assembles", leaderKilledMidGang},
+		{"kube-apiserver killed (SIGKILL) for 15s while a gang assembles", apiServerKilled},
 		{"manifests/default-scheduler replaces the default scheduler", defaultScheduler},
 	}
 	for _, s := range stages {
@@ -581,6 +583,94 @@ func leaderFailover(t *testing.T) {
 // nothing of the group may be bound before the new leader takes the lease
 // (after the old lease expires) and the third member arrives; then all
 // three bind and run.
+// apiServerKilled SIGKILLs kube-apiserver while a pod group has 2 of its 3
+// members and two GPU pods run, keeps it down for 15 s (past the leader's
+// renew deadline, so the leader loses its lease and exits, as upstream's
+// kube-scheduler does), and starts it again: the scheduler recovers from
+// the API server alone, the group binds whole once its third member
+// arrives, new GPU pods get free GPUs, and the audit finds every invariant
+// intact.
+func apiServerKilled(t *testing.T) {
+	ns := "e2e-apiserver"
+	createNamespace(t, ns)
+	ctx := context.Background()
+	cfg := rest.CopyConfig(cluster.Config)
+	cfg.ContentType = "application/json"
+	pg := &schedv1alpha1.PodGroup{ObjectMeta: metav1.ObjectMeta{Name: "train", Namespace: ns}, Spec: schedv1alpha1.PodGroupSpec{MinMember: 3}}
+	if _, err := versioned.NewForConfigOrDie(cfg).SchedulingV1alpha1().PodGroups(ns).Create(ctx, pg, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	create := func(name string, gpus string, group string) {
+		p := busyboxPod(ns, name, "tessera-scheduler", `echo "NVIDIA_VISIBLE_DEVICES=$NVIDIA_VISIBLE_DEVICES"; sleep 3600`)
+		if group != "" {
+			p.Labels = map[string]string{schedv1alpha1.PodGroupLabel: group}
+		}
+		if gpus != "" {
+			p.Spec.Containers[0].Resources.Limits = v1.ResourceList{gpu.ResourceGPU: mustQuantity(gpus)}
+		}
+		if _, err := cluster.Client.CoreV1().Pods(ns).Create(ctx, p, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	create("before-0", "2", "")
+	create("before-1", "2", "")
+	create("train-0", "", "train")
+	create("train-1", "", "train")
+	waitRunning(t, ns, "before-0", 2*time.Minute)
+	waitRunning(t, ns, "before-1", 2*time.Minute)
+	leader := waitLeader(t, "", time.Minute)
+
+	cluster.KillAPIServer()
+	down := time.Now()
+	time.Sleep(15 * time.Second)
+	if err := cluster.StartAPIServer(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("kube-apiserver SIGKILLed with leader %s and 2 of 3 members waiting; started again after %.1fs", leader, time.Since(down).Seconds())
+	back := time.Now()
+	if n := boundCount(t, ns, "train-"); n != 0 {
+		t.Fatalf("%d members of the 3-member group bound with 2 created", n)
+	}
+	create("train-2", "", "train")
+	create("after-0", "2", "")
+	for _, name := range []string{"train-0", "train-1", "train-2", "after-0"} {
+		waitRunning(t, ns, name, 3*time.Minute)
+	}
+	now := waitLeader(t, "", time.Minute)
+	held := sets.New(visibleDevices(t, ns, "before-0")...).Union(sets.New(visibleDevices(t, ns, "before-1")...))
+	if after := visibleDevices(t, ns, "after-0"); len(after) != 2 || held.HasAny(after...) {
+		t.Fatalf("after-0 got %v; the pods from before the outage hold %v", after, sets.List(held))
+	}
+	r, err := audit.Check(ctx, cluster.Config, audit.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(r.Violations) > 0 {
+		t.Fatalf("audit after the outage: %s", strings.Join(r.Violations, "; "))
+	}
+	t.Logf("%.1fs after the API server came back: leader %s, the group bound whole and ran, after-0 got free GPUs; audit of %d pods (%d bound): no violation", time.Since(back).Seconds(), now, r.Pods, r.Bound)
+	for _, name := range []string{"before-0", "before-1", "train-0", "train-1", "train-2", "after-0"} {
+		_ = cluster.Client.CoreV1().Pods(ns).Delete(ctx, name, metav1.DeleteOptions{})
+	}
+}
+
+// boundCount counts the pods of ns whose names start with prefix that are
+// bound to a node.
+func boundCount(t *testing.T, ns, prefix string) int {
+	t.Helper()
+	list, err := cluster.Client.CoreV1().Pods(ns).List(context.Background(), metav1.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, p := range list.Items {
+		if strings.HasPrefix(p.Name, prefix) && p.Spec.NodeName != "" {
+			n++
+		}
+	}
+	return n
+}
+
 func leaderKilledMidGang(t *testing.T) {
 	ns := "e2e-gang-chaos"
 	createNamespace(t, ns)
