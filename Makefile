@@ -15,7 +15,7 @@ LDFLAGS  := -X k8s.io/component-base/version.gitVersion=$(VERSION) \
 CONTROLLER_GEN := $(GO) run sigs.k8s.io/controller-tools/cmd/controller-gen@v0.23.0
 TEST_TIMEOUT   ?= 30m
 
-.PHONY: all help build test test-gpu unit lint fuzz demo demo-real e2e e2e-bin e2e-host bench bench-smoke manifests verify clean cc
+.PHONY: all help build test test-gpu unit lint fuzz chaos demo demo-real e2e e2e-bin e2e-host bench bench-smoke manifests verify clean cc
 
 # make bench: BENCH_SCALE=performance (the default; sizes that fit a 2-core
 # machine in about 15 minutes) or large (more nodes and pods; much longer).
@@ -67,10 +67,19 @@ unit: ## Only the fast unit tests of the pure packages and plugins.
 # regression test from then on).
 FUZZTIME ?= 30s
 FUZZ_TARGETS = ./pkg/gpu:FuzzUnmarshalAssignment ./pkg/gpu:FuzzMIGProfileNames ./pkg/kube:FuzzParseDemand \
-	./pkg/agent/deviceplugin:FuzzDeviceIDs ./pkg/plugins:FuzzPluginArgs
-fuzz: ## Fuzz the parsers of annotations, resources, device IDs and plugin args (FUZZTIME each, default 30s).
+	./pkg/agent/deviceplugin:FuzzDeviceIDs ./pkg/plugins:FuzzPluginArgs ./pkg/apis/tessera/v1alpha1:FuzzTopology \
+	./pkg/replay:FuzzReadTrace
+fuzz: ## Fuzz the parsers of annotations, resources, device IDs, plugin args, NodeGPUTopology and traces (FUZZTIME each, default 30s).
 	@for t in $(FUZZ_TARGETS); do pkg=$${t%%:*}; fn=$${t##*:}; echo "fuzz $$fn ($$pkg, $(FUZZTIME))"; \
 	  $(GO) test -run '^$$' -fuzz "^$$fn$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; done
+
+# The randomized soak: seeded, bounded, loopback only (an in-process API
+# server, simulated nodes, two tessera-scheduler processes from bin/).
+CHAOS_DURATION ?= 5m
+CHAOS_SEED ?= 1
+chaos: build $(BIN)/etcd ## Randomized soak with faults (replicas SIGKILLed, Bindings failing), audited after each (CHAOS_DURATION, CHAOS_SEED).
+	TESSERA_CHAOS_BIN=$(BIN) TESSERA_CHAOS_SEED=$(CHAOS_SEED) TESSERA_CHAOS_DURATION=$(CHAOS_DURATION) \
+	  $(GO) test -tags chaos -count=1 -timeout 60m -v -run '^TestSoak$$' ./test/chaos
 
 lint: ## gofmt and go vet.
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
@@ -78,6 +87,7 @@ lint: ## gofmt and go vet.
 	$(GO) vet ./...
 	$(GO) vet -tags gpu ./test/integration/agent
 	$(GO) vet -tags e2e ./test/e2e ./pkg/playground
+	$(GO) vet -tags chaos ./test/chaos
 
 # Needs an NVIDIA GPU and driver, so it is not part of `make test` (CI has
 # no GPU); `make lint` type-checks it there.

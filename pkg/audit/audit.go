@@ -3,7 +3,8 @@
 // incident: no device given twice on any node (whole GPUs, shares summing
 // to at most 1000m per GPU, MIG slots legal and not overlapping), no
 // ElasticQuota's max exceeded by the pods bound in its namespace, and no
-// pod group left partly bound.
+// pod group left partly bound (some members bound, fewer than minMember
+// ever bound).
 //
 // It reads only what any replica or a restarted scheduler reads (pods with
 // their assignment and realized annotations, nodes, NodeGPUTopologies,
@@ -144,9 +145,12 @@ func Check(ctx context.Context, cfg *rest.Config, opts Options) (*Report, error)
 	}
 	if err == nil {
 		for _, g := range groups.Items {
+			// Members that finished or are being deleted were bound too:
+			// a group whose members ran and ended is not partial.
 			bound, members := 0, 0
 			var first time.Time
-			for _, p := range pods {
+			for i := range podList.Items {
+				p := &podList.Items[i]
 				if p.Namespace != g.Namespace || p.Labels[kube.LabelPodGroup] != g.Name {
 					continue
 				}

@@ -7,78 +7,13 @@ import (
 	"testing"
 	"time"
 
-	admissionv1 "k8s.io/api/admissionregistration/v1"
 	v1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
-	"k8s.io/utils/ptr"
 
 	"github.com/tessera-sched/tessera/pkg/audit"
+	"github.com/tessera-sched/tessera/test/chaos"
 )
-
-// failBindings installs a ValidatingAdmissionPolicy that rejects the
-// Bindings (pods/binding) of pods in namespaces labelled chaos=bindings
-// whose names end in an odd digit, while the ConfigMap default/chaos says
-// fail: "true" — a flaky API server or webhook, seen by the scheduler as
-// failed binds. It returns the switch.
-func failBindings(t *testing.T) func(on bool) {
-	t.Helper()
-	ctx := context.Background()
-	admission := cp.Client.AdmissionregistrationV1()
-	policy := &admissionv1.ValidatingAdmissionPolicy{
-		ObjectMeta: metav1.ObjectMeta{Name: "chaos-fail-bindings"},
-		Spec: admissionv1.ValidatingAdmissionPolicySpec{
-			FailurePolicy: ptr.To(admissionv1.Fail),
-			ParamKind:     &admissionv1.ParamKind{APIVersion: "v1", Kind: "ConfigMap"},
-			MatchConstraints: &admissionv1.MatchResources{ResourceRules: []admissionv1.NamedRuleWithOperations{{
-				RuleWithOperations: admissionv1.RuleWithOperations{
-					Operations: []admissionv1.OperationType{admissionv1.Create},
-					Rule:       admissionv1.Rule{APIGroups: []string{""}, APIVersions: []string{"v1"}, Resources: []string{"pods/binding"}},
-				},
-			}}},
-			Validations: []admissionv1.Validation{{
-				Expression: `!has(params.data) || !('fail' in params.data) || params.data.fail != 'true' || !object.metadata.name.matches('[13579]$')`,
-				Message:    "chaos: binding rejected",
-			}},
-		},
-	}
-	if _, err := admission.ValidatingAdmissionPolicies().Create(ctx, policy, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	binding := &admissionv1.ValidatingAdmissionPolicyBinding{
-		ObjectMeta: metav1.ObjectMeta{Name: "chaos-fail-bindings"},
-		Spec: admissionv1.ValidatingAdmissionPolicyBindingSpec{
-			PolicyName:        policy.Name,
-			ParamRef:          &admissionv1.ParamRef{Name: "chaos", Namespace: "default", ParameterNotFoundAction: ptr.To(admissionv1.AllowAction)},
-			ValidationActions: []admissionv1.ValidationAction{admissionv1.Deny},
-			MatchResources: &admissionv1.MatchResources{NamespaceSelector: &metav1.LabelSelector{
-				MatchLabels: map[string]string{"chaos": "bindings"},
-			}},
-		},
-	}
-	if _, err := admission.ValidatingAdmissionPolicyBindings().Create(ctx, binding, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	cm := &v1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "chaos", Namespace: "default"}, Data: map[string]string{"fail": "false"}}
-	cm, err := cp.Client.CoreV1().ConfigMaps("default").Create(ctx, cm, metav1.CreateOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = admission.ValidatingAdmissionPolicyBindings().Delete(ctx, binding.Name, metav1.DeleteOptions{})
-		_ = admission.ValidatingAdmissionPolicies().Delete(ctx, policy.Name, metav1.DeleteOptions{})
-		_ = cp.Client.CoreV1().ConfigMaps("default").Delete(ctx, "chaos", metav1.DeleteOptions{})
-	})
-	return func(on bool) {
-		t.Helper()
-		cm.Data["fail"] = fmt.Sprint(on)
-		updated, err := cp.Client.CoreV1().ConfigMaps("default").Update(ctx, cm, metav1.UpdateOptions{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		cm = updated
-	}
-}
 
 // chaosNamespace is a test namespace whose Bindings failBindings may fail.
 func chaosNamespace(t *testing.T) string {
@@ -88,7 +23,9 @@ func chaosNamespace(t *testing.T) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	n.Labels["chaos"] = "bindings"
+	for k, v := range chaos.NamespaceLabel {
+		n.Labels[k] = v
+	}
 	if _, err := cp.Client.CoreV1().Namespaces().Update(context.Background(), n, metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)
 	}
@@ -105,7 +42,6 @@ func chaosNamespace(t *testing.T) string {
 func TestBindingFailures(t *testing.T) {
 	installCRDs(t)
 	ctx := context.Background()
-	fail := failBindings(t)
 	createNodes(t,
 		nodeSpec{name: "chaos-node-1", cpu: "64", memory: "256Gi", gpus: 8},
 		nodeSpec{name: "chaos-node-2", cpu: "64", memory: "256Gi", gpus: 8},
@@ -113,16 +49,13 @@ func TestBindingFailures(t *testing.T) {
 	gangs, quota := chaosNamespace(t), chaosNamespace(t)
 	createQuota(t, quota, gpus(4), gpus(10))
 
-	// The policy takes effect when the API server's informer has it: probe
-	// with a pod no scheduler picks up, bound by hand.
-	fail(true)
-	probe := createPod(t, gangs, podSpec{name: "probe-1", schedulerName: "nobody"})
-	err := wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
-		err := cp.Client.CoreV1().Pods(gangs).Bind(ctx, &v1.Binding{ObjectMeta: metav1.ObjectMeta{Name: probe.Name}, Target: v1.ObjectReference{Kind: "Node", Name: "chaos-node-1"}}, metav1.CreateOptions{})
-		return err != nil && strings.Contains(err.Error(), "chaos: binding rejected"), nil
-	})
+	faults, err := chaos.InstallBindingFaults(ctx, cp.Client, gangs, "chaos-node-1")
 	if err != nil {
-		t.Fatalf("the binding-failure policy never rejected a binding: %v", err)
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { faults.Remove(context.Background()) })
+	if err := faults.Set(ctx, true); err != nil {
+		t.Fatal(err)
 	}
 
 	startScheduler(t, cp.Config, schedulerConfig(t))
@@ -164,21 +97,23 @@ func TestBindingFailures(t *testing.T) {
 	}
 	refused, bound := 0, 0
 	for _, p := range pods.Items {
-		if p.Namespace != gangs && p.Namespace != quota || p.Name == probe.Name {
+		if p.Namespace != gangs && p.Namespace != quota {
 			continue
 		}
 		if p.Spec.NodeName != "" {
 			bound++
-			if strings.IndexAny(p.Name[len(p.Name)-1:], "13579") == 0 {
+			if chaos.Refused(p.Name) {
 				t.Errorf("pod %s/%s was bound while its Bindings were being refused", p.Namespace, p.Name)
 			}
-		} else if strings.IndexAny(p.Name[len(p.Name)-1:], "13579") == 0 {
+		} else if chaos.Refused(p.Name) {
 			refused++
 		}
 	}
 	t.Logf("after 10s of failing bindings: %d pods bound, %d waiting with refused bindings", bound, refused)
 
-	fail(false)
+	if err := faults.Set(ctx, false); err != nil {
+		t.Fatal(err)
+	}
 	start := time.Now()
 	for g := 0; g < 3; g++ {
 		for m := 0; m < 4; m++ {
