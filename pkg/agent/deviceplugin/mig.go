@@ -182,11 +182,8 @@ func migPrepare(byUUID map[string]MIGGPU, layout MIGLayout, created chan<- struc
 			if err != nil {
 				return nil, err
 			}
-			if made && created != nil {
-				select {
-				case created <- struct{}{}:
-				default:
-				}
+			if made {
+				poke(created)
 			}
 			out = append(out, uuid)
 		}
@@ -296,12 +293,7 @@ func (c *MIGCleaner) Sync(now time.Time) {
 				continue
 			}
 			delete(c.unheld, k)
-			if c.Destroyed != nil {
-				select {
-				case c.Destroyed <- struct{}{}:
-				default:
-				}
-			}
+			poke(c.Destroyed)
 		}
 	}
 	for k := range c.unheld {

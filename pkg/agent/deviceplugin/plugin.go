@@ -130,22 +130,14 @@ func (p *Plugin) init() {
 
 // GetDevicePluginOptions says the plugin answers GetPreferredAllocation.
 func (p *Plugin) GetDevicePluginOptions(context.Context, *pluginapi.Empty) (*pluginapi.DevicePluginOptions, error) {
-	return &pluginapi.DevicePluginOptions{GetPreferredAllocationAvailable: true}, nil
+	return preferredOptions, nil
 }
 
 // ListAndWatch sends the node's GPUs, all healthy, and keeps the stream
 // open until the kubelet or the plugin stops.
 func (p *Plugin) ListAndWatch(_ *pluginapi.Empty, stream grpc.ServerStreamingServer[pluginapi.ListAndWatchResponse]) error {
 	p.init()
-	resp := &pluginapi.ListAndWatchResponse{}
-	for _, id := range p.IDs {
-		resp.Devices = append(resp.Devices, &pluginapi.Device{ID: id, Health: pluginapi.Healthy})
-	}
-	if err := stream.Send(resp); err != nil {
-		return err
-	}
-	<-stream.Context().Done()
-	return nil
+	return sendDevices(stream, p.IDs)
 }
 
 // GetPreferredAllocation answers with the assigned devices of the pod the
@@ -228,12 +220,7 @@ func (p *Plugin) Allocate(ctx context.Context, req *pluginapi.AllocateRequest) (
 		allocations.WithLabelValues(p.Resource, "allocated").Inc()
 		resp.ContainerResponses = append(resp.ContainerResponses, containerResponse(visible, p.CDI, nil))
 	}
-	if p.Allocated != nil {
-		select {
-		case p.Allocated <- struct{}{}:
-		default:
-		}
-	}
+	poke(p.Allocated)
 	return resp, nil
 }
 

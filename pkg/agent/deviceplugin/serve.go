@@ -101,7 +101,7 @@ func (e endpoint) register(ctx context.Context, kubeletSocket string) error {
 		Version:      pluginapi.Version,
 		Endpoint:     e.socket,
 		ResourceName: e.resource,
-		Options:      &pluginapi.DevicePluginOptions{GetPreferredAllocationAvailable: true},
+		Options:      preferredOptions,
 	})
 	if err != nil {
 		return fmt.Errorf("registering %s with the kubelet at %s: %w", e.resource, kubeletSocket, err)
@@ -133,4 +133,33 @@ func containerResponse(visible []string, cdi bool, env map[string]string) *plugi
 	}
 	resp.Envs["NVIDIA_VISIBLE_DEVICES"] = strings.Join(visible, ",")
 	return resp
+}
+
+// poke signals ch without blocking (a nil ch is fine): one pending signal
+// is enough for its reader to look again.
+func poke(ch chan<- struct{}) {
+	if ch == nil {
+		return
+	}
+	select {
+	case ch <- struct{}{}:
+	default:
+	}
+}
+
+// preferredOptions says a plugin answers GetPreferredAllocation.
+var preferredOptions = &pluginapi.DevicePluginOptions{GetPreferredAllocationAvailable: true}
+
+// sendDevices answers ListAndWatch: the devices, all healthy, once, then
+// the stream stays open until the kubelet or the plugin stops.
+func sendDevices(stream grpc.ServerStreamingServer[pluginapi.ListAndWatchResponse], ids []string) error {
+	resp := &pluginapi.ListAndWatchResponse{}
+	for _, id := range ids {
+		resp.Devices = append(resp.Devices, &pluginapi.Device{ID: id, Health: pluginapi.Healthy})
+	}
+	if err := stream.Send(resp); err != nil {
+		return err
+	}
+	<-stream.Context().Done()
+	return nil
 }

@@ -96,23 +96,19 @@ func (p *SharePlugin) init() {
 
 // GetDevicePluginOptions says the plugin answers GetPreferredAllocation.
 func (p *SharePlugin) GetDevicePluginOptions(context.Context, *pluginapi.Empty) (*pluginapi.DevicePluginOptions, error) {
-	return &pluginapi.DevicePluginOptions{GetPreferredAllocationAvailable: true}, nil
+	return preferredOptions, nil
 }
 
 // ListAndWatch sends every GPU's slots, all healthy, and keeps the stream
 // open.
 func (p *SharePlugin) ListAndWatch(_ *pluginapi.Empty, stream grpc.ServerStreamingServer[pluginapi.ListAndWatchResponse]) error {
-	resp := &pluginapi.ListAndWatchResponse{}
+	var ids []string
 	for _, d := range p.Devices {
 		for k := 0; k < SlotsPerGPU; k++ {
-			resp.Devices = append(resp.Devices, &pluginapi.Device{ID: slotID(d.UUID, k), Health: pluginapi.Healthy})
+			ids = append(ids, slotID(d.UUID, k))
 		}
 	}
-	if err := stream.Send(resp); err != nil {
-		return err
-	}
-	<-stream.Context().Done()
-	return nil
+	return sendDevices(stream, ids)
 }
 
 // GetPreferredAllocation answers with a slot of the GPU assigned to the
@@ -160,12 +156,7 @@ func (p *SharePlugin) Allocate(ctx context.Context, req *pluginapi.AllocateReque
 		p.Logger.Info("Allocated the assigned GPU share", "pod", klog.KObj(in.pod), "gpu", in.gpu, "uuid", in.uuid, "milli", in.milli, "slot", cr.DevicesIds[0])
 		resp.ContainerResponses = append(resp.ContainerResponses, containerResponse([]string{in.uuid}, p.CDI, map[string]string{"TESSERA_GPU_MILLI": strconv.Itoa(in.milli)}))
 	}
-	if p.Allocated != nil {
-		select {
-		case p.Allocated <- struct{}{}:
-		default:
-		}
-	}
+	poke(p.Allocated)
 	return resp, nil
 }
 
