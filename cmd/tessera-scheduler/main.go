@@ -32,8 +32,13 @@ import (
 func main() {
 	command := app.NewSchedulerCommand(plugins.SchedulerOptions()...)
 	command.Use = "tessera-scheduler"
+	command.Short = "Tessera: the Kubernetes scheduler with GPU-, quota- and gang-aware plugins"
+	command.Long = tesseraHelp + "\n\n" + command.Long
 	run := command.RunE
 	command.RunE = func(cmd *cobra.Command, args []string) error {
+		if err := quietMetricsAllowList(cmd.Flags()); err != nil {
+			return err
+		}
 		cleanup, err := kubeconfigIntoConfig(cmd.Flags())
 		if err != nil {
 			return err
@@ -45,6 +50,52 @@ func main() {
 		return run(cmd, args)
 	}
 	os.Exit(cli.Run(command))
+}
+
+// tesseraHelp comes before upstream's own text in --help: what Tessera
+// adds, where it is configured and where to read on.
+const tesseraHelp = `tessera-scheduler is the upstream kube-scheduler (Kubernetes v1.37) with
+Tessera's plugins compiled in. Every upstream flag below works unchanged;
+Tessera's plugins are enabled and configured in the
+KubeSchedulerConfiguration file given with --config (profiles[].plugins
+and pluginConfig[].args):
+
+  GPUPlacement  chooses the node and the exact GPUs, MIG slot or GPU share
+                (pod annotation tessera.dev/gpu-milli) of each GPU pod, keeps
+                multi-GPU pods in one NVLink domain or NUMA node, scores
+                nodes against fragmentation, and writes the choice to the pod
+                (tessera.dev/gpu-assignment).
+                args: scoringStrategy, topologyWeight (0-100), demandHalfLife
+  ElasticQuota  scheduler-plugins' ElasticQuota min/max per namespace,
+                borrowing of idle quota, reclaim by preempting borrowers,
+                GPUs counted as GPU-equivalents (whole, MIG, shares).
+                args: namespacesWithoutQuota, borrowingLimit
+  Gang          scheduler-plugins' PodGroups all-or-nothing, one group
+                assembling at a time, whole-group fit, quota and preemption.
+                args: defaultScheduleTimeoutSeconds, backoffInitialSeconds,
+                backoffMaxSeconds, starvationAfterSeconds
+
+The shipped configurations are manifests/base/scheduler-config.yaml (a
+secondary scheduler, schedulerName: tessera-scheduler) and
+manifests/default-scheduler/scheduler-config.yaml (as the default
+scheduler). --kubeconfig works beside --config when the file names none.
+A bad plugin arg stops start-up with an error naming
+pluginConfig[<Plugin>].args.<field>. Documentation: README.md of
+github.com/tessera-sched/tessera.`
+
+// quietMetricsAllowList keeps upstream's start-up from logging "The
+// manifest file is empty, ignoring." at error level: component-base reads
+// the metric label allow-list manifest whenever no allow-list mapping is
+// set, even when no manifest was given, and says so as an error on every
+// start. With neither flag given, an allow-list for a metric that does
+// not exist is set instead, which changes nothing. A user's
+// --allow-metric-labels or --allow-metric-labels-manifest is left as given.
+func quietMetricsAllowList(fs *pflag.FlagSet) error {
+	mapping, manifest := fs.Lookup("allow-metric-labels"), fs.Lookup("allow-metric-labels-manifest")
+	if mapping == nil || manifest == nil || mapping.Changed || manifest.Changed {
+		return nil
+	}
+	return fs.Set("allow-metric-labels", "tessera_no_such_metric,no_such_label=none")
 }
 
 // checkLeaderElection refuses to start a scheduler that could never take

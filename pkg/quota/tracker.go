@@ -145,6 +145,15 @@ func (t *Tracker) removePodLocked(uid string) {
 	t.used[p.Namespace] = u
 }
 
+// Governs reports whether an ElasticQuota governs namespace (well formed or
+// not), so that messages about pods elsewhere do not speak of quota rules
+// that do not apply to them.
+func (t *Tracker) Governs(namespace string) bool {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	return len(t.names[namespace]) > 0
+}
+
 // Used returns a copy of the namespace's current usage, whether or not the
 // namespace has a quota.
 func (t *Tracker) Used(namespace string) Resources {

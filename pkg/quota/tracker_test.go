@@ -112,6 +112,12 @@ func TestSetQuotaChangesNamespace(t *testing.T) {
 	if d := tr.CheckAdmit("team-b", gpus(10)); d.Admit {
 		t.Errorf("team-b after the move: %+v, want governed reject", d)
 	}
+	if tr.Governs("team-a") || !tr.Governs("team-b") {
+		t.Errorf("Governs: team-a %v, team-b %v; want only team-b governed after the move", tr.Governs("team-a"), tr.Governs("team-b"))
+	}
+	if err := tr.SetQuota("bad", gpuQuota("team-c", 5, 4)); err == nil || !tr.Governs("team-c") {
+		t.Errorf("an invalid quota must still govern its namespace (its pods are held, not free)")
+	}
 }
 
 func TestAddPodIsIdempotent(t *testing.T) {

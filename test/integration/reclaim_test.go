@@ -438,3 +438,32 @@ func waitRunning(t *testing.T, ns, name string) {
 		t.Fatalf("pod %s/%s not Running", ns, name)
 	}
 }
+
+// TestPreemptionReasonWithoutQuota: a pod of a namespace without an
+// ElasticQuota that cannot preempt is told why in its own terms (it may
+// preempt only lower-priority pods of namespaces without one), not with
+// "the quota rules" of a quota it does not have.
+func TestPreemptionReasonWithoutQuota(t *testing.T) {
+	installCRDs(t)
+	startKubelets(t)
+	createNodes(t, nodeSpec{name: "noquota-node", cpu: "8", memory: "32Gi", gpus: 2})
+	governed, free := newNamespace(t), newNamespace(t)
+	createQuota(t, governed, gpus(2), gpus(2))
+	createPriorityClass(t, "tessera-test-high", 1000000)
+	startScheduler(t, cp.Config, schedulerConfig(t))
+	createPod(t, governed, podSpec{name: "owner", schedulerName: "tessera-scheduler", gpus: 2})
+	waitBound(t, governed, "owner", 30*time.Second)
+	createPod(t, free, podSpec{name: "urgent", schedulerName: "tessera-scheduler", gpus: 2, priorityClass: "tessera-test-high"})
+	var msg string
+	err := wait.PollUntilContextTimeout(context.Background(), 200*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
+		msg = waitUnschedulable(t, free, "urgent", 30*time.Second).Message
+		return strings.Contains(msg, "has no ElasticQuota"), nil
+	})
+	if err != nil || strings.Contains(msg, "quota rules") {
+		t.Fatalf("reason %q: want it to say the namespace has no ElasticQuota, not to speak of quota rules", msg)
+	}
+	if n := boundIn(t, governed); n != 1 {
+		t.Errorf("the governed pod was preempted by a pod of a namespace without a quota")
+	}
+	t.Logf("reason: %s", msg)
+}

@@ -235,6 +235,9 @@ func (p *preemptor) SelectVictimsOnNode(ctx context.Context, state fwk.CycleStat
 		}
 	}
 	if !ok {
+		if !p.pl.tracker.Governs(pod.Namespace) {
+			return nil, 0, fwk.NewStatus(fwk.Unschedulable, fmt.Sprintf("no set of lower-priority pods of namespaces without an ElasticQuota makes room on node %q (namespace %q has no ElasticQuota, so its pods preempt only those)", node, pod.Namespace))
+		}
 		return nil, 0, fwk.NewStatus(fwk.Unschedulable, fmt.Sprintf("no set of eligible victims makes room on node %q within the quota rules", node))
 	}
 	if len(chosen) == 0 {

@@ -2,6 +2,8 @@ package gpuplacement
 
 import (
 	"context"
+	"fmt"
+	"strings"
 
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/klog/v2"
@@ -15,13 +17,16 @@ import (
 // PreFilter parses the pod's GPU demand once. Pods without GPU demand are
 // skipped at every later extension point; a malformed annotation leaves the
 // pod Pending with a reason naming the annotation and value.
-func (pl *GPUPlacement) PreFilter(ctx context.Context, cs fwk.CycleState, pod *v1.Pod, _ []fwk.NodeInfo) (*fwk.PreFilterResult, *fwk.Status) {
+func (pl *GPUPlacement) PreFilter(ctx context.Context, cs fwk.CycleState, pod *v1.Pod, nodes []fwk.NodeInfo) (*fwk.PreFilterResult, *fwk.Status) {
 	d, err := kube.ParseDemand(pod)
 	if err != nil {
 		return nil, fwk.NewStatus(fwk.UnschedulableAndUnresolvable, err.Error())
 	}
 	if d.IsZero() {
 		return nil, fwk.NewStatus(fwk.Skip)
+	}
+	if msg := unknownMIGProfile(d.MIG, nodes); msg != "" {
+		return nil, fwk.NewStatus(fwk.UnschedulableAndUnresolvable, msg)
 	}
 	if pl.observed.firstTime(pod.UID) {
 		if c, ok := gpu.ClassOf(d.RequestOn(""), d.CPUMilli, d.MemoryMiB); ok {
@@ -35,6 +40,47 @@ func (pl *GPUPlacement) PreFilter(ctx context.Context, cs fwk.CycleState, pod *v
 	}
 	cs.Write(stateKey, s)
 	return nil, nil
+}
+
+// unknownMIGProfile explains a MIG request no node can serve because its
+// profile exists nowhere: not in any GPU product Tessera knows and not
+// advertised by any node (a typo such as "mig-9g.99gb", or a profile of
+// another GPU model). Upstream's resource fit would only say "Insufficient
+// nvidia.com/mig-9g.99gb". A profile some node advertises is left to the
+// normal checks: new hardware is not refused for being missing from the
+// catalog.
+func unknownMIGProfile(mig []gpu.MIGRequest, nodes []fwk.NodeInfo) string {
+	for _, m := range mig {
+		known := false
+		example := ""
+		for _, p := range gpu.Products() {
+			if _, ok := p.Profile(m.Profile); ok {
+				known = true
+				break
+			}
+			if example == "" && p.MIGCapable() {
+				var names []string
+				for _, mp := range p.MIGProfiles {
+					names = append(names, mp.Name)
+				}
+				example = strings.Join(names, ", ") + " on " + p.Name
+			}
+		}
+		if known {
+			continue
+		}
+		resource := v1.ResourceName(gpu.MIGResourceName(m.Profile))
+		for _, ni := range nodes {
+			if q, ok := ni.Node().Status.Allocatable[resource]; ok && !q.IsZero() {
+				known = true
+				break
+			}
+		}
+		if !known {
+			return fmt.Sprintf("%s: %q is not a MIG profile of any GPU product Tessera knows, and no node advertises it (profiles are <compute>g.<memory>gb of a GPU model, e.g. %s)", resource, m.Profile, example)
+		}
+	}
+	return ""
 }
 
 // classes are the demand classes one cycle scores against: the learned

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	v1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/informers"
@@ -98,7 +99,11 @@ func (h *harness) schedule(pod *v1.Pod, pickNode func([]fwk.NodeScore) string) r
 	h.t.Helper()
 	res := result{scores: map[string]int64{}, statuses: map[string]*fwk.Status{}}
 	cs := framework.NewCycleState()
-	if _, s := h.pl.PreFilter(h.ctx, cs, pod, nil); !s.IsSuccess() {
+	var all []fwk.NodeInfo
+	for _, ni := range h.sortedNodes() {
+		all = append(all, ni)
+	}
+	if _, s := h.pl.PreFilter(h.ctx, cs, pod, all); !s.IsSuccess() {
 		res.pre = s
 		return res
 	}
@@ -305,6 +310,24 @@ func TestMalformedAnnotation(t *testing.T) {
 	res := h.schedule(gpuPod("bad", 0, map[string]string{kube.AnnotationShare: "half"}), nil)
 	if res.pre == nil || res.pre.Code() != fwk.UnschedulableAndUnresolvable || !strings.Contains(res.pre.Message(), kube.AnnotationShare) {
 		t.Fatalf("PreFilter status %v", res.pre)
+	}
+}
+
+// TestUnknownMIGProfile: a MIG profile no GPU product has and no node
+// advertises is refused in PreFilter saying so (upstream would only say
+// "Insufficient"); one a node advertises is left to the normal checks.
+func TestUnknownMIGProfile(t *testing.T) {
+	h := newHarness(t, "", h100("h100"))
+	typo := st.MakePod().Namespace("default").Name("typo").UID("typo").Req(map[v1.ResourceName]string{"nvidia.com/mig-9g.99gb": "1"}).Obj()
+	res := h.schedule(typo, nil)
+	if res.pre == nil || res.pre.Code() != fwk.UnschedulableAndUnresolvable || !strings.Contains(res.pre.Message(), `"9g.99gb" is not a MIG profile of any GPU product Tessera knows`) {
+		t.Fatalf("PreFilter status %v", res.pre)
+	}
+	advertised := h100("future")
+	advertised.Status.Allocatable["nvidia.com/mig-9g.99gb"] = resource.MustParse("1")
+	h = newHarness(t, "", advertised)
+	if res := h.schedule(typo, nil); res.pre != nil && strings.Contains(res.pre.Message(), "not a MIG profile") {
+		t.Errorf("a profile a node advertises was refused as unknown: %v", res.pre)
 	}
 }
 
