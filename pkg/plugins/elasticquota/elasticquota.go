@@ -18,6 +18,7 @@ import (
 
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	"k8s.io/apimachinery/pkg/util/wait"
 	utilfeature "k8s.io/apiserver/pkg/util/feature"
@@ -82,6 +83,11 @@ type ElasticQuota struct {
 	// by the quota and gang rules.
 	preemptor *preemptor
 	evaluator *preemption.Evaluator
+	// evicted remembers when each victim was evicted: until the informer
+	// shows its deletion, the snapshot still holds it, and a retry of the
+	// preemptor must count it as leaving rather than evict it again.
+	evictedMu sync.Mutex
+	evicted   map[types.UID]time.Time
 	executor  *preemption.Executor
 }
 

@@ -4,10 +4,12 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"time"
 
 	v1 "k8s.io/api/core/v1"
 	policy "k8s.io/api/policy/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/klog/v2"
 	extenderv1 "k8s.io/kube-scheduler/extender/v1"
 	fwk "k8s.io/kube-scheduler/framework"
@@ -182,7 +184,7 @@ func (p *preemptor) SelectVictimsOnNode(ctx context.Context, state fwk.CycleStat
 	add := func(pi fwk.PodInfo) {
 		vp := pi.GetPod()
 		uid := string(vp.UID)
-		if _, dup := infos[uid]; dup || vp.UID == pod.UID || vp.DeletionTimestamp != nil {
+		if _, dup := infos[uid]; dup || vp.UID == pod.UID || p.pl.leaving(vp) {
 			return
 		}
 		infos[uid] = pi
@@ -201,14 +203,20 @@ func (p *preemptor) SelectVictimsOnNode(ctx context.Context, state fwk.CycleStat
 		return nil, 0, fwk.NewStatus(fwk.UnschedulableAndUnresolvable, "no preemption victims found for incoming pod")
 	}
 
-	// Pods already being deleted (earlier victims, say) are room that is
-	// being given back: the fit check sees the node without them, so two
+	// Pods already being deleted, or evicted by this plugin with their
+	// deletion not yet seen, are room that is being given back: the fit check sees the node without them, so two
 	// preemptors never evict twice for the same room. Their quota is
 	// already released (see podChanged).
 	base, baseState := nodeInfo.Snapshot(), state.Clone()
+	// gone are the evicted pods whose deletion the tracker has not seen
+	// either: the quota check counts them as released too.
+	var gone []quota.PodUsage
 	for _, pi := range nodeInfo.GetPods() {
-		if pi.GetPod().DeletionTimestamp == nil {
+		if !p.pl.leaving(pi.GetPod()) {
 			continue
+		}
+		if pi.GetPod().DeletionTimestamp == nil {
+			gone = append(gone, kube.QuotaUsage(pi.GetPod(), pi.GetPod().Spec.NodeName))
 		}
 		if err := base.RemovePod(logger, pi.GetPod()); err != nil {
 			return nil, 0, fwk.AsStatus(err)
@@ -221,7 +229,7 @@ func (p *preemptor) SelectVictimsOnNode(ctx context.Context, state fwk.CycleStat
 	// for GPUs of one NVLink domain or NUMA node.
 	fitsWith := func(local bool) func([]quota.PodUsage) bool {
 		return func(victims []quota.PodUsage) bool {
-			return p.fitsWithout(ctx, pod, self, base, baseState, infos, node, victims, local)
+			return p.fitsWithout(ctx, pod, self, base, baseState, infos, node, victims, gone, local)
 		}
 	}
 	chosen, ok := p.pl.tracker.SelectVictims(self, candidates, fitsWith(false))
@@ -260,9 +268,9 @@ func (p *preemptor) SelectVictimsOnNode(ctx context.Context, state fwk.CycleStat
 // Filter plugin, node's base (with its cycle state) once victims are gone;
 // local asks GPUPlacement for GPUs of one NVLink domain or NUMA node.
 func (p *preemptor) fitsWithout(ctx context.Context, pod *v1.Pod, self quota.PodUsage, base fwk.NodeInfo, baseState fwk.CycleState,
-	infos map[string]fwk.PodInfo, node string, victims []quota.PodUsage, local bool) bool {
+	infos map[string]fwk.PodInfo, node string, victims, gone []quota.PodUsage, local bool) bool {
 	logger := klog.FromContext(ctx)
-	if !p.pl.tracker.CheckAdmitWithout(pod.Namespace, self.Resources, victims).Admit {
+	if !p.pl.tracker.CheckAdmitWithout(pod.Namespace, self.Resources, append(slices.Clone(victims), gone...)).Admit {
 		return false
 	}
 	ni := base.Snapshot()
@@ -292,9 +300,36 @@ func (pl *ElasticQuota) countPreemption(next func(context.Context, preemption.Ca
 		inMemory, err := next(ctx, c, by, victim, plugin)
 		if err == nil {
 			countPreempted(by.GetNamespace(), victim.Namespace)
+			pl.evictedMu.Lock()
+			if pl.evicted == nil {
+				pl.evicted = map[types.UID]time.Time{}
+			}
+			pl.evicted[victim.UID] = time.Now()
+			pl.evictedMu.Unlock()
 		}
 		return inMemory, err
 	}
+}
+
+// evictedMemory is how long a victim's eviction is remembered: far longer
+// than the informer takes to show its deletion, short enough that the
+// memory stays small.
+const evictedMemory = 2 * time.Minute
+
+// leaving reports whether a pod is on its way out: being deleted, or
+// evicted by this plugin within evictedMemory (its deletion not yet seen).
+func (pl *ElasticQuota) leaving(p *v1.Pod) bool {
+	if p.DeletionTimestamp != nil {
+		return true
+	}
+	pl.evictedMu.Lock()
+	defer pl.evictedMu.Unlock()
+	at, ok := pl.evicted[p.UID]
+	if ok && time.Since(at) > evictedMemory {
+		delete(pl.evicted, p.UID)
+		return false
+	}
+	return ok
 }
 
 // PreEnqueue keeps a pod out of the active queue while its victims are
