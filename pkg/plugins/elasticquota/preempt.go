@@ -204,9 +204,10 @@ func (p *preemptor) SelectVictimsOnNode(ctx context.Context, state fwk.CycleStat
 	}
 
 	// Pods already being deleted, or evicted by this plugin with their
-	// deletion not yet seen, are room that is being given back: the fit check sees the node without them, so two
-	// preemptors never evict twice for the same room. Their quota is
-	// already released (see podChanged).
+	// deletion not yet seen, are room that is being given back: the fit
+	// check sees the node without them, so two preemptors never evict twice
+	// for the same room. The quota of the deleted ones is already released
+	// (see podChanged); that of the others is released below (gone).
 	base, baseState := nodeInfo.Snapshot(), state.Clone()
 	// gone are the evicted pods whose deletion the tracker has not seen
 	// either: the quota check counts them as released too.
