@@ -242,7 +242,7 @@ func (p *SharePlugin) admitting(ctx context.Context) sets.Set[string] {
 // foreignWaiting names a pending pod that asks for a slot and has no
 // assignment, preferring one the kubelet is admitting.
 func (p *SharePlugin) foreignWaiting(admitting sets.Set[string]) string {
-	var any string
+	var first string
 	for _, pod := range p.Pods() {
 		if pod.Status.Phase != v1.PodPending || !requestsSlot(pod) {
 			continue
@@ -254,11 +254,11 @@ func (p *SharePlugin) foreignWaiting(admitting sets.Set[string]) string {
 		if admitting != nil && admitting.Has(name) {
 			return name
 		}
-		if any == "" && admitting == nil {
-			any = name
+		if first == "" && admitting == nil {
+			first = name
 		}
 	}
-	return any
+	return first
 }
 
 // refused records an Event on the pods the refused slot may have been for.
