@@ -25,6 +25,11 @@ type NodeCap struct {
 	// Domain is the node's value of the group's Topology.Key label, "" if
 	// the node lacks it (or the group has no topology).
 	Domain string
+	// Rank puts the node before every node of lower Rank, whatever its
+	// Free: the adapter ranks nodes that already hold members of the group
+	// first, so that a plan made mid-assembly keeps the group where it
+	// started. 0 for all nodes leaves the choice to best fit.
+	Rank int
 }
 
 // FitsAll reports whether need of members can be placed on nodes at once,
@@ -34,8 +39,9 @@ type NodeCap struct {
 // cycles with devices reserved.
 //
 // The simulation is greedy: members largest first (ties in input order),
-// each on the fitting node with the least Free left (ties in input order),
-// a member that fits nowhere being skipped. The adapter supplies the real
+// each on the fitting node of the highest Rank, among those the one with
+// the least Free left (ties in input order), a member that fits nowhere
+// being skipped. The adapter supplies the real
 // test: fit answers whether members[member] fits on nodes[node] given
 // everything assumed so far (device-level GPU fit, quota, ...), and assume
 // records that it is placed there and returns a function that undoes it.
@@ -103,7 +109,7 @@ func place(members []Member, order []int, need int, nodes []NodeCap, nodeIdx []i
 		}
 		best := -1
 		for _, ni := range nodeIdx {
-			if free[ni] < members[mi].Size || (best >= 0 && free[ni] >= free[best]) {
+			if free[ni] < members[mi].Size || (best >= 0 && !better(nodes, free, ni, best)) {
 				continue
 			}
 			if fit(mi, ni) {
@@ -123,6 +129,15 @@ func place(members []Member, order []int, need int, nodes []NodeCap, nodeIdx []i
 		}
 	}
 	return placement, placed == need
+}
+
+// better reports whether node a is a better place than node b: a higher
+// Rank, then less Free left.
+func better(nodes []NodeCap, free []int64, a, b int) bool {
+	if nodes[a].Rank != nodes[b].Rank {
+		return nodes[a].Rank > nodes[b].Rank
+	}
+	return free[a] < free[b]
 }
 
 // domains returns, for every topology domain, the indexes of its nodes, the

@@ -41,6 +41,7 @@ func TestFitsAll(t *testing.T) {
 		need    int
 		free    []int64
 		domains []string
+		ranks   []int
 		topo    Topology
 		refused map[int]bool
 		// noSize passes Member.Size 0, leaving everything to fit.
@@ -57,6 +58,16 @@ func TestFitsAll(t *testing.T) {
 			name:  "best fit: first fit would put the 4 on the 6-GPU node and strand a 3",
 			sizes: []int64{4, 3, 3}, need: 3, free: []int64{6, 4},
 			want: []int{1, 0, 0}, wantOK: true,
+		},
+		{
+			name:  "rank first: the node already holding members, though another fits tighter",
+			sizes: []int64{2, 2}, need: 2, free: []int64{2, 6}, ranks: []int{0, 1},
+			want: []int{1, 1}, wantOK: true,
+		},
+		{
+			name:  "rank first until full, then best fit among the rest",
+			sizes: []int64{4, 4, 4}, need: 3, free: []int64{8, 4, 6}, ranks: []int{0, 1, 0},
+			want: []int{1, 2, 0}, wantOK: true,
 		},
 		{
 			name:  "bigger than the cluster",
@@ -133,6 +144,9 @@ func TestFitsAll(t *testing.T) {
 				nodes[i].Free = fr
 				if tt.domains != nil {
 					nodes[i].Domain = tt.domains[i]
+				}
+				if tt.ranks != nil {
+					nodes[i].Rank = tt.ranks[i]
 				}
 			}
 			got, ok := FitsAll(members, tt.need, nodes, tt.topo, f.fit(tt.sizes), f.assume(tt.sizes))

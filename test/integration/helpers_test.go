@@ -122,6 +122,8 @@ type podSpec struct {
 	labels        map[string]string
 	nodeSelector  map[string]string
 	priorityClass string
+	// gates are scheduling gates the pod is created with.
+	gates []string
 }
 
 func createPod(t *testing.T, ns string, s podSpec) *v1.Pod {
@@ -141,6 +143,7 @@ func createPod(t *testing.T, ns string, s podSpec) *v1.Pod {
 			SchedulerName:     s.schedulerName,
 			PriorityClassName: s.priorityClass,
 			NodeSelector:      s.nodeSelector,
+			SchedulingGates:   schedulingGates(s.gates),
 			Containers: []v1.Container{{
 				Name:      "main",
 				Image:     "registry.k8s.io/pause:3.10",
@@ -153,6 +156,14 @@ func createPod(t *testing.T, ns string, s podSpec) *v1.Pod {
 		t.Fatal(err)
 	}
 	return created
+}
+
+func schedulingGates(names []string) []v1.PodSchedulingGate {
+	var gates []v1.PodSchedulingGate
+	for _, n := range names {
+		gates = append(gates, v1.PodSchedulingGate{Name: n})
+	}
+	return gates
 }
 
 func orDefault(s, def string) string {

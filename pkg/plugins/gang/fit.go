@@ -134,6 +134,10 @@ type groupSim struct {
 	// local requires every multi-GPU member's GPUs in one NVLink domain or
 	// NUMA node, for choosing victims that free local GPUs.
 	local bool
+	// ranks, when set, is each node's gangcore.NodeCap.Rank (see hold);
+	// placement is the last run's gangcore.FitsAll placement.
+	ranks     []int
+	placement []int
 }
 
 // newGroupSim builds the simulation over nodes as they are (without the
@@ -148,14 +152,7 @@ func (pl *Gang) newGroupSim(g gangcore.Group, need int, pods []*v1.Pod, members 
 func newGroupSim(g gangcore.Group, need int, pods []*v1.Pod, members []gangcore.Member, infos []fwk.NodeInfo, empty bool, gone func(*v1.Pod) bool, gpusOf func(*v1.Node, []*v1.Pod) *kube.NodeGPUs) *groupSim {
 	s := &groupSim{g: g, need: need, pods: pods, members: members, gone: gone, gpusOf: gpusOf}
 	for _, p := range pods {
-		c, m := podCPUMemory(p)
-		r := memberReq{cpu: c, mem: m, affinity: nodeaffinity.GetRequiredNodeAffinity(p)}
-		if d, err := kube.ParseDemand(p); err != nil {
-			r.invalid = true
-		} else if !d.IsZero() {
-			r.gpus = d
-		}
-		s.reqs = append(s.reqs, r)
+		s.reqs = append(s.reqs, reqOf(p))
 	}
 	for _, ni := range infos {
 		if ni.Node() == nil {
@@ -236,6 +233,9 @@ func (s *groupSim) runOn(sims []*simNode) (string, int, bool) {
 		if s.g.Topology.Key != "" {
 			c.Domain = sn.node.Labels[s.g.Topology.Key]
 		}
+		if s.ranks != nil {
+			c.Rank = s.ranks[i]
+		}
 		free[string(v1.ResourceCPU)] += sn.cpu
 		free[string(v1.ResourceMemory)] += sn.mem
 		caps[i] = c
@@ -243,38 +243,10 @@ func (s *groupSim) runOn(sims []*simNode) (string, int, bool) {
 	if ok, reason := gangcore.CheckMinResources(s.g, free); !ok {
 		return reason, 0, false
 	}
-	fit := func(m, n int) bool {
-		p, sn, req := s.pods[m], sims[n], &s.reqs[m]
-		if req.invalid || req.cpu > sn.cpu || req.mem > sn.mem || !req.admits(sn.node, p) {
-			return false
-		}
-		if req.gpus == nil {
-			return true
-		}
-		if sn.gpus == nil {
-			return false
-		}
-		_, _, err := sn.gpus.Allocate(s.request(req, sn))
-		return err == nil
-	}
-	assume := func(m, n int) func() {
-		sn, req := sims[n], &s.reqs[m]
-		c, mem := req.cpu, req.mem
-		sn.cpu, sn.mem = sn.cpu-c, sn.mem-mem
-		var a gpu.Assignment
-		if req.gpus != nil && sn.gpus != nil {
-			if got, _, err := sn.gpus.Allocate(s.request(req, sn)); err == nil && sn.gpus.Add(got) == nil {
-				a = got
-			}
-		}
-		return func() {
-			sn.cpu, sn.mem = sn.cpu+c, sn.mem+mem
-			if !a.IsZero() {
-				sn.gpus.Remove(a)
-			}
-		}
-	}
+	fit := func(m, n int) bool { return s.fits(s.pods[m], &s.reqs[m], sims[n]) }
+	assume := func(m, n int) func() { return s.assumeOn(&s.reqs[m], sims[n]) }
 	placement, ok := gangcore.FitsAll(s.members, s.need, caps, s.g.Topology, fit, assume)
+	s.placement = placement
 	placed := 0
 	for _, n := range placement {
 		if n >= 0 {
@@ -282,6 +254,41 @@ func (s *groupSim) runOn(sims []*simNode) (string, int, bool) {
 		}
 	}
 	return "", placed, ok
+}
+
+// fits reports whether pod p, with the requests req derived from it, fits
+// the simulated node as it stands.
+func (s *groupSim) fits(p *v1.Pod, req *memberReq, sn *simNode) bool {
+	if req.invalid || req.cpu > sn.cpu || req.mem > sn.mem || !req.admits(sn.node, p) {
+		return false
+	}
+	if req.gpus == nil {
+		return true
+	}
+	if sn.gpus == nil {
+		return false
+	}
+	_, _, err := sn.gpus.Allocate(s.request(req, sn))
+	return err == nil
+}
+
+// assumeOn places a pod with the requests req on the simulated node (its
+// CPU, memory and the GPUs the device model picks) and returns the undo.
+func (s *groupSim) assumeOn(req *memberReq, sn *simNode) func() {
+	c, mem := req.cpu, req.mem
+	sn.cpu, sn.mem = sn.cpu-c, sn.mem-mem
+	var a gpu.Assignment
+	if req.gpus != nil && sn.gpus != nil {
+		if got, _, err := sn.gpus.Allocate(s.request(req, sn)); err == nil && sn.gpus.Add(got) == nil {
+			a = got
+		}
+	}
+	return func() {
+		sn.cpu, sn.mem = sn.cpu+c, sn.mem+mem
+		if !a.IsZero() {
+			sn.gpus.Remove(a)
+		}
+	}
 }
 
 // request is the member's device request on the simulated node.
@@ -302,6 +309,18 @@ type memberReq struct {
 	gpus     *kube.Demand
 	invalid  bool
 	affinity nodeaffinity.RequiredNodeAffinity
+}
+
+// reqOf derives what the simulation needs of pod p.
+func reqOf(p *v1.Pod) memberReq {
+	c, m := podCPUMemory(p)
+	r := memberReq{cpu: c, mem: m, affinity: nodeaffinity.GetRequiredNodeAffinity(p)}
+	if d, err := kube.ParseDemand(p); err != nil {
+		r.invalid = true
+	} else if !d.IsZero() {
+		r.gpus = d
+	}
+	return r
 }
 
 // admits reports whether the node passes the pod's required node affinity

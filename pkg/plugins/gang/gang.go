@@ -101,6 +101,12 @@ type Gang struct {
 	// before the scheduler's snapshot shows the deletion treats it as
 	// leaving (see leaving).
 	evicted map[types.UID]time.Time
+
+	// hold is the last plan of the assembling group's pending members;
+	// heldOff are the pods it turned away, activated when the slot is free
+	// (see hold.go).
+	hold    *holdPlan
+	heldOff map[types.UID]*v1.Pod
 }
 
 var (
@@ -141,6 +147,7 @@ func New(ctx context.Context, obj runtime.Object, h fwk.Handle) (fwk.Plugin, err
 
 		preempting: map[gangcore.GroupKey]*atomic.Int64{},
 		evicted:    map[types.UID]time.Time{},
+		heldOff:    map[types.UID]*v1.Pod{},
 	}
 	logger := klog.FromContext(ctx)
 	if f := h.SharedInformerFactory(); f != nil {
@@ -256,9 +263,15 @@ func podOfEntity(e fwk.QueuedEntityInfo) (*v1.Pod, bool) {
 // slot (one group at a time reserves resources, so groups never deadlock).
 // When the group takes the slot, the whole group is checked at once —
 // device-level GPU fit and node resources — before anything is reserved.
+// For a pod outside the group it plans the room held for the group's next
+// members (see hold.go); other pods skip Gang's Filter.
 func (pl *Gang) PreFilter(ctx context.Context, cs fwk.CycleState, pod *v1.Pod, nodes []fwk.NodeInfo) (*fwk.PreFilterResult, *fwk.Status) {
 	key := groupKeyOf(pod)
 	if key == "" {
+		if h := pl.holdFor(pod, nodes); h != nil {
+			cs.Write(holdKey, h)
+			return nil, nil
+		}
 		return nil, fwk.NewStatus(fwk.Skip)
 	}
 	logger := klog.FromContext(ctx)
@@ -380,6 +393,7 @@ func (pl *Gang) activateBlocked(logger klog.Logger) {
 	if _, _, held := pl.mgr.Holder(); held {
 		return
 	}
+	pl.releaseHeld(logger)
 	for _, key := range pl.mgr.Blocked() {
 		pl.activateGroup(logger, key)
 	}
