@@ -135,9 +135,10 @@ bench: $(BIN)/etcd ## scheduler_perf: baseline vs Tessera, same run; writes _out
 manifests: ## Regenerate CRDs and deepcopy code from the Go types.
 	$(CONTROLLER_GEN) object paths=./pkg/apis/...
 	$(CONTROLLER_GEN) crd paths=./pkg/apis/... paths=sigs.k8s.io/scheduler-plugins/apis/scheduling/v1alpha1 output:crd:dir=manifests/crds
+	cd charts && go test -count=1 -run TestChartCRDs . -update
 
 verify: manifests ## Fail if generated files are out of date.
-	git diff --exit-code -- manifests/ pkg/apis/
+	git diff --exit-code -- manifests/ pkg/apis/ charts/
 
 clean:
 	rm -rf $(BIN)
