@@ -31,7 +31,7 @@ func newRootCommand() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newPlaygroundCommand(), newReplayCommand())
+	root.AddCommand(newPlaygroundCommand(), newReplayCommand(), newExplainCommand())
 	return root
 }
 
