@@ -101,7 +101,8 @@ test-gpu: cc ## On a GPU node: tessera-agent against the real GPU (discovery vs 
 # iptables, the CNI plugins and a static busybox come from Debian.
 K8S_VERSION  := $(shell $(GO) list -m -f '{{.Version}}' k8s.io/kubernetes 2>/dev/null)
 K8S_LDFLAGS  := -X k8s.io/component-base/version.gitVersion=$(K8S_VERSION) -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=$(word 2,$(subst ., ,$(K8S_VERSION)))
-E2E_PACKAGES := containerd runc iptables containernetworking-plugins busybox-static
+# chromium renders the GPU map picture for its browser test.
+E2E_PACKAGES := containerd runc iptables containernetworking-plugins busybox-static chromium
 E2E_TIMEOUT  ?= 20m
 
 e2e-bin: build ## Build kube-apiserver, kube-controller-manager, kube-proxy and kubelet into ./bin (from k8s.io/kubernetes).
@@ -114,6 +115,7 @@ e2e-host:
 e2e: e2e-host e2e-bin ## End-to-end on real nodes (root): kubelets + containerd + runc, Tessera deployed from manifests/, pods that run, leader failover.
 	TESSERA_E2E_BIN=$(BIN) $(GO) test -tags e2e -count=1 -timeout $(E2E_TIMEOUT) -v ./test/e2e
 	TESSERA_E2E_BIN=$(BIN) $(GO) test -tags e2e -count=1 -timeout $(E2E_TIMEOUT) -v -run '^TestRunReal$$' ./pkg/playground
+	$(GO) test -tags e2e -count=1 -v -run '^TestGPUMapInBrowser$$' ./pkg/gpumap
 
 demo-real: e2e-host e2e-bin ## The playground on real nodes (root): Tessera deployed from manifests/ onto 3 kubelets; pods that run.
 	$(BIN)/tessera playground --real-nodes 3

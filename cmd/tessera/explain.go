@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
 	"k8s.io/client-go/tools/clientcmd"
@@ -42,7 +43,8 @@ default-scheduler) unless --config names the cluster's own
 KubeSchedulerConfiguration. Where the running scheduler's memory matters
 (pods reserved at Permit, who holds the gang assembly slot), the pods'
 conditions say it and explain shows them.`,
-		Example: `  tessera explain pod train-4gpu -n team-a
+		Example: `  tessera explain cluster --svg gpus.svg
+  tessera explain pod train-4gpu -n team-a
   tessera explain pod train-4gpu -n team-a -o json
   tessera explain podgroup finetune -n team-b
   tessera explain quota -n research`,
@@ -52,6 +54,23 @@ conditions say it and explain shows them.`,
 	cmd.PersistentFlags().StringVarP(&f.namespace, "namespace", "n", "", "namespace (default: the context's)")
 	cmd.PersistentFlags().StringVar(&f.config, "config", "", "the cluster's KubeSchedulerConfiguration file (default: the shipped profiles)")
 	cmd.PersistentFlags().StringVarP(&f.output, "output", "o", "text", "text or json")
+	var svg string
+	clusterCmd := &cobra.Command{
+		Use:   "cluster",
+		Short: "Every node's GPUs and what holds them; --svg draws the GPU map",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return f.run(cmd, func(ctx context.Context, o explain.Options, _ string) (report, error) {
+				r, err := explain.Cluster(ctx, o)
+				if err != nil || svg == "" {
+					return r, err
+				}
+				return r, writeGPUMap(cmd.ErrOrStderr(), svg, r)
+			})
+		},
+	}
+	clusterCmd.Flags().StringVar(&svg, "svg", "", "also draw the GPU map (nodes x GPUs: whole, MIG slices, shares) into this SVG file, for a browser")
+	cmd.AddCommand(clusterCmd)
 	cmd.AddCommand(&cobra.Command{
 		Use:   "pod NAME",
 		Short: "Why the pod waits, or why it is on its node",
@@ -119,5 +138,22 @@ func (f *explainFlags) run(cmd *cobra.Command, explainFn func(context.Context, e
 		return enc.Encode(r)
 	}
 	r.WriteText(out)
+	return nil
+}
+
+// writeGPUMap draws r's GPU map into path and says where it is.
+func writeGPUMap(log io.Writer, path string, r *explain.ClusterReport) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if err := r.WriteSVG(f, "GPUs at "+time.Now().UTC().Format(time.RFC3339)); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	fmt.Fprintf(log, "GPU map: %s (open it in a browser; hover a GPU for its pods)\n", path)
 	return nil
 }

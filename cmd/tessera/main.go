@@ -85,6 +85,7 @@ stops, no process, mount, network namespace or bridge of it is left.`,
 	cmd.Flags().StringVar(&o.Kubeconfig, "kubeconfig", "tessera-playground.kubeconfig", "where --keep writes the kubeconfig")
 	cmd.Flags().StringVar(&o.Workload, "workload", "", "directory of YAML files to apply instead of the built-in example workload")
 	cmd.Flags().DurationVar(&o.SettleTimeout, "timeout", 90*time.Second, "how long to wait for pods to be placed")
+	cmd.Flags().StringVar(&o.GPUMap, "gpu-map", "tessera-playground-gpus.svg", "write the GPU map (an SVG of every node's GPUs: whole, MIG slices, shares) here at the end; \"\" for none")
 	cmd.Flags().IntVar(&realNodes, "real-nodes", 0, "run on this many real nodes (kubelets with containerd and runc, as root) instead of simulated ones")
 	cmd.Flags().StringVar(&binDir, "bin-dir", "", "with --real-nodes: where kube-apiserver, kube-controller-manager, kube-proxy, kubelet, tessera-scheduler and tessera-pause are (default: the directory of this program)")
 	return cmd

@@ -34,6 +34,7 @@ import (
 	"github.com/tessera-sched/tessera/manifests"
 	"github.com/tessera-sched/tessera/manifests/render"
 	"github.com/tessera-sched/tessera/pkg/gpu"
+	"github.com/tessera-sched/tessera/pkg/explain"
 	"github.com/tessera-sched/tessera/pkg/localcluster"
 )
 
@@ -51,6 +52,9 @@ type Options struct {
 	// SettleTimeout bounds the wait for every pod to be placed or to have a
 	// reason for being Pending.
 	SettleTimeout time.Duration
+	// GPUMap, if set, is the file the GPU map (an SVG picture of every
+	// node's GPUs at the end, see tessera explain cluster) is written to.
+	GPUMap string
 }
 
 // tempPrefix starts the name of a playground's temporary folder, followed
@@ -243,6 +247,12 @@ func Run(ctx context.Context, o Options) error {
 		}
 	}
 
+	if o.GPUMap != "" {
+		if err := writeGPUMap(ctx, o.Out, cp, o.GPUMap); err != nil {
+			return err
+		}
+	}
+
 	if o.Keep {
 		path := o.Kubeconfig
 		if path == "" {
@@ -252,10 +262,33 @@ func Run(ctx context.Context, o Options) error {
 			return err
 		}
 		abs, _ := filepath.Abs(path)
-		fmt.Fprintf(o.Out, "\nThe playground keeps running. Try:\n  kubectl --kubeconfig %s get pods -A -o wide\nControl-plane log: %s\nPress Ctrl-C to stop.\n", abs, logPath)
+		fmt.Fprintf(o.Out, "\nThe playground keeps running. Try:\n  kubectl --kubeconfig %s get pods -A -o wide\n  tessera explain pod too-big-16gpu -n team-a --kubeconfig %s\nControl-plane log: %s\nPress Ctrl-C to stop.\n", abs, abs, logPath)
 		<-ctx.Done()
 	}
 	fmt.Fprintln(o.Out, "\nStopping the playground.")
+	return nil
+}
+
+// writeGPUMap draws every node's GPUs as they are now into path, through
+// the same report as tessera explain cluster.
+func writeGPUMap(ctx context.Context, out io.Writer, cp *localcluster.ControlPlane, path string) error {
+	r, err := explain.Cluster(ctx, explain.Options{Config: cp.Config})
+	if err != nil {
+		return fmt.Errorf("GPU map: %w", err)
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if err := r.WriteSVG(f, "Tessera playground: GPUs after every scene"); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	abs, _ := filepath.Abs(path)
+	fmt.Fprintf(out, "\nGPU map: %s (open it in a browser; hover a GPU for its pods)\n", abs)
 	return nil
 }
 

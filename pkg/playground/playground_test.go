@@ -19,11 +19,27 @@ func TestPlaygroundReport(t *testing.T) {
 	var out bytes.Buffer
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	if err := Run(ctx, Options{Out: &out, SettleTimeout: 90 * time.Second}); err != nil {
+	gpuMap := filepath.Join(t.TempDir(), "gpus.svg")
+	if err := Run(ctx, Options{Out: &out, SettleTimeout: 90 * time.Second, GPUMap: gpuMap}); err != nil {
 		t.Fatalf("playground failed: %v\n%s", err, out.String())
 	}
 	report := out.String()
 	t.Log("\n" + report)
+
+	// The GPU map holds every scene's devices: whole GPUs, the MIG
+	// instances and the shares, each naming its pod.
+	svg, err := os.ReadFile(gpuMap)
+	if err != nil {
+		t.Fatalf("no GPU map: %v", err)
+	}
+	for _, want := range []string{"gpu-h100-a", "gpu-a100-mig", "gpu-lab2", "whole: team-a/train-4gpu", "MIG 1g.10gb (slices", ": team-b/mig-small", "500m: team-b/notebook-half-gpu", "250m: team-b/notebook-quarter-gpu", "whole: training/pretrain-0"} {
+		if !strings.Contains(string(svg), want) {
+			t.Errorf("the GPU map lacks %q", want)
+		}
+	}
+	if !strings.Contains(report, "GPU map: "+gpuMap) {
+		t.Errorf("the report does not say where the GPU map is")
+	}
 
 	checks := []struct {
 		what string
