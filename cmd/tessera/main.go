@@ -83,7 +83,10 @@ stops, no process, mount, network namespace or bridge of it is left.`,
 	}
 	cmd.Flags().BoolVar(&o.Keep, "keep", false, "keep the playground running after the report, until Ctrl-C")
 	cmd.Flags().StringVar(&o.Kubeconfig, "kubeconfig", "tessera-playground.kubeconfig", "where --keep writes the kubeconfig")
-	cmd.Flags().StringVar(&o.Workload, "workload", "", "directory of YAML files to apply instead of the built-in example workload")
+	cmd.Flags().StringVar(&o.Workload, "workload", "", "YAML file, or directory of YAML files, to apply instead of the built-in example workload")
+	cmd.Flags().StringVar(&o.Cluster, "cluster", "", "YAML file, or directory, of Nodes (and NodeGPUTopologies) to create instead of the built-in example cluster")
+	cmd.Flags().BoolVar(&o.NoScheduler, "no-scheduler", false, "run without Tessera's scheduler, for a build or configuration of your own beside it (implies --keep)")
+	cmd.Flags().StringVar(&o.DataDir, "data-dir", "", "keep etcd's data in this folder; run again with the same folder to continue with every object of the last run")
 	cmd.Flags().DurationVar(&o.SettleTimeout, "timeout", 90*time.Second, "how long to wait for pods to be placed")
 	cmd.Flags().StringVar(&o.GPUMap, "gpu-map", "tessera-playground-gpus.svg", "write the GPU map (an SVG of every node's GPUs: whole, MIG slices, shares) here at the end; \"\" for none")
 	cmd.Flags().IntVar(&realNodes, "real-nodes", 0, "run on this many real nodes (kubelets with containerd and runc, as root) instead of simulated ones")

@@ -42,9 +42,22 @@ import (
 type Options struct {
 	// Out receives progress and the report.
 	Out io.Writer
-	// Workload, if set, is a directory of YAML files applied instead of the
-	// embedded examples/playground/workload.yaml.
+	// Workload, if set, is a directory of YAML files (or one file) applied
+	// instead of the embedded examples/playground/workload.yaml.
 	Workload string
+	// Cluster, if set, is a directory of YAML files (or one file) of Nodes
+	// and NodeGPUTopologies created instead of the embedded
+	// examples/playground/cluster.yaml.
+	Cluster string
+	// NoScheduler runs the control plane, cluster and workload without
+	// Tessera's scheduler, for a build or configuration of your own beside
+	// it; it implies Keep.
+	NoScheduler bool
+	// DataDir, if set, holds etcd's data (and the admin kubeconfig) and is
+	// kept: a playground started again with the same DataDir continues
+	// with every object of the last one (the scheduler rebuilding its state
+	// from them), without the example scenes.
+	DataDir string
 	// Keep leaves the cluster running until ctx ends, and writes a
 	// kubeconfig to Kubeconfig so that kubectl can be used against it.
 	Keep       bool
@@ -117,15 +130,18 @@ func Run(ctx context.Context, o Options) error {
 	if n := removeStale(os.TempDir(), tempPrefix); n > 0 {
 		fmt.Fprintf(o.Out, "Removed %d temporary folders left by playgrounds that were killed.\n", n)
 	}
-	// The folder holds etcd's data and an admin kubeconfig: MkdirTemp makes
-	// it 0700, and its name carries this process's id so that the next
-	// playground can remove it if this one is killed (SIGKILL cannot be
-	// caught; SIGINT and SIGTERM end ctx and the deferred removal runs).
-	dir, err := os.MkdirTemp("", fmt.Sprintf("%s%d-", tempPrefix, os.Getpid()))
+	if o.NoScheduler {
+		o.Keep = true
+	}
+	dir, reused, err := dataDir(o.DataDir)
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(dir)
+	if o.DataDir == "" {
+		defer os.RemoveAll(dir)
+	} else {
+		defer fmt.Fprintf(o.Out, "Data kept in %s: run the playground again with --data-dir %s to continue where it stopped.\n", dir, dir)
+	}
 
 	// The control plane logs a great deal; keep it out of the person's
 	// terminal but available.
@@ -164,25 +180,37 @@ func Run(ctx context.Context, o Options) error {
 		return err
 	}
 
-	var sched *localcluster.Scheduler
-	if err := p.step("Starting tessera-scheduler (manifests/base/scheduler-config.yaml)", func() (string, error) {
-		config, err := fs.ReadFile(manifests.FS, "base/scheduler-config.yaml")
-		if err != nil {
-			return "", err
+	if !o.NoScheduler {
+		var sched *localcluster.Scheduler
+		if err := p.step("Starting tessera-scheduler (manifests/base/scheduler-config.yaml)", func() (string, error) {
+			config, err := fs.ReadFile(manifests.FS, "base/scheduler-config.yaml")
+			if err != nil {
+				return "", err
+			}
+			sched, err = localcluster.StartScheduler(ctx, cp.Kubeconfig, config, dir)
+			return "profile tessera-scheduler", err
+		}); err != nil {
+			return err
 		}
-		sched, err = localcluster.StartScheduler(ctx, cp.Kubeconfig, config, dir)
-		return "profile tessera-scheduler", err
-	}); err != nil {
-		return err
+		defer sched.Stop()
 	}
-	defer sched.Stop()
 
 	kubeletCtx, stopKubelets := context.WithCancel(ctx)
 	defer stopKubelets()
 	go localcluster.SimulateKubelets(kubeletCtx, cp.Client)
 
-	if err := p.step("Creating the simulated GPU cluster (examples/playground/cluster.yaml)", func() (string, error) {
-		objs, err := readFiles(examples.Playground, "playground/cluster.yaml")
+	clusterFrom := "examples/playground/cluster.yaml"
+	if o.Cluster != "" {
+		clusterFrom = o.Cluster
+	}
+	if err := p.step("Creating the simulated GPU cluster ("+clusterFrom+")", func() (string, error) {
+		var objs []*unstructured.Unstructured
+		var err error
+		if o.Cluster != "" {
+			objs, err = readPath(o.Cluster)
+		} else {
+			objs, err = readFiles(examples.Playground, "playground/cluster.yaml")
+		}
 		if err != nil {
 			return "", err
 		}
@@ -197,7 +225,7 @@ func Run(ctx context.Context, o Options) error {
 		var objs []*unstructured.Unstructured
 		var err error
 		if o.Workload != "" {
-			objs, err = readAll(os.DirFS(o.Workload), ".")
+			objs, err = readPath(o.Workload)
 		} else {
 			objs, err = readFiles(examples.Playground, "playground/workload.yaml")
 		}
@@ -214,6 +242,10 @@ func Run(ctx context.Context, o Options) error {
 		return fmt.Sprintf("%d objects, %d pods", len(objs), wantPods), localcluster.Apply(ctx, cp.Config, objs, false)
 	}); err != nil {
 		return err
+	}
+
+	if o.NoScheduler {
+		return keep(ctx, o, cp, dir, "\nNo scheduler runs: the pods wait for yours. Start it against this playground, e.g.\n  bin/tessera-scheduler --config manifests/base/scheduler-config.yaml --kubeconfig %[1]s --leader-elect=false\n")
 	}
 
 	var pods []v1.Pod
@@ -235,7 +267,10 @@ func Run(ctx context.Context, o Options) error {
 	fmt.Fprintln(o.Out)
 	report(o.Out, nodes.Items, pods, quotas)
 
-	if o.Workload == "" {
+	if reused {
+		fmt.Fprintf(o.Out, "\nContinuing on the data in %s: the example scenes ran the first time.\n", dir)
+	}
+	if o.Workload == "" && o.Cluster == "" && !reused {
 		if err := gangScene(ctx, o.Out, p, cp); err != nil {
 			return err
 		}
@@ -254,19 +289,65 @@ func Run(ctx context.Context, o Options) error {
 	}
 
 	if o.Keep {
-		path := o.Kubeconfig
-		if path == "" {
-			path = "tessera-playground.kubeconfig"
-		}
-		if err := localcluster.WriteKubeconfig(cp.Config, path); err != nil {
-			return err
-		}
-		abs, _ := filepath.Abs(path)
-		fmt.Fprintf(o.Out, "\nThe playground keeps running. Try:\n  kubectl --kubeconfig %s get pods -A -o wide\n  tessera explain pod too-big-16gpu -n team-a --kubeconfig %s\nControl-plane log: %s\nPress Ctrl-C to stop.\n", abs, abs, logPath)
-		<-ctx.Done()
+		return keep(ctx, o, cp, dir, "\nThe playground keeps running. Try:\n  kubectl --kubeconfig %[1]s get pods -A -o wide\n  tessera explain pod too-big-16gpu -n team-a --kubeconfig %[1]s\n")
 	}
 	fmt.Fprintln(o.Out, "\nStopping the playground.")
 	return nil
+}
+
+// keep writes the kubeconfig (owner-only), says what to try (hint, with %[1]s
+// the kubeconfig's path) and runs until ctx ends.
+func keep(ctx context.Context, o Options, cp *localcluster.ControlPlane, dir, hint string) error {
+	path := o.Kubeconfig
+	if path == "" {
+		path = "tessera-playground.kubeconfig"
+	}
+	if err := localcluster.WriteKubeconfig(cp.Config, path); err != nil {
+		return err
+	}
+	abs, _ := filepath.Abs(path)
+	fmt.Fprintf(o.Out, hint, abs)
+	fmt.Fprintf(o.Out, "Control-plane log: %s\nPress Ctrl-C to stop.\n", filepath.Join(dir, "control-plane.log"))
+	<-ctx.Done()
+	fmt.Fprintln(o.Out, "\nStopping the playground.")
+	return nil
+}
+
+// dataDir returns the folder for etcd's data and the kubeconfig: dir
+// (created 0700 if missing; reused reports whether it holds a previous
+// playground's data), or a new temporary one whose name carries this
+// process's id, so that the next playground can remove it if this one is
+// killed (SIGKILL cannot be caught; SIGINT and SIGTERM end ctx and the
+// deferred removal runs).
+func dataDir(dir string) (string, bool, error) {
+	if dir == "" {
+		d, err := os.MkdirTemp("", fmt.Sprintf("%s%d-", tempPrefix, os.Getpid()))
+		return d, false, err
+	}
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return "", false, err
+	}
+	if err := os.MkdirAll(abs, 0o700); err != nil {
+		return "", false, fmt.Errorf("--data-dir %s: %w", dir, err)
+	}
+	if err := os.Chmod(abs, 0o700); err != nil {
+		return "", false, err
+	}
+	_, err = os.Stat(filepath.Join(abs, "etcd"))
+	return abs, err == nil, nil
+}
+
+// readPath reads a YAML file, or every YAML file of a directory.
+func readPath(path string) ([]*unstructured.Unstructured, error) {
+	st, err := os.Stat(path)
+	if err != nil {
+		return nil, err
+	}
+	if st.IsDir() {
+		return readAll(os.DirFS(path), ".")
+	}
+	return readFiles(os.DirFS(filepath.Dir(path)), filepath.Base(path))
 }
 
 // writeGPUMap draws every node's GPUs as they are now into path, through

@@ -4,13 +4,20 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/clientcmd"
 )
 
 // TestPlaygroundReport runs the whole playground (real etcd, kube-apiserver
@@ -113,4 +120,94 @@ func TestRemoveStale(t *testing.T) {
 			t.Errorf("%s was removed: %v", p, err)
 		}
 	}
+}
+
+// TestPlaygroundWithoutScheduler: a cluster and workload of one's own, no
+// scheduler: the playground keeps running with an owner-only kubeconfig,
+// the node is there and the pod waits, unbound, for a scheduler.
+func TestPlaygroundWithoutScheduler(t *testing.T) {
+	var out bytes.Buffer
+	kubeconfig := filepath.Join(t.TempDir(), "kubeconfig")
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() {
+		done <- Run(ctx, Options{Out: &syncWriter{w: &out}, Cluster: "testdata/cluster.yaml", Workload: "testdata/workload.yaml", NoScheduler: true, Kubeconfig: kubeconfig, GPUMap: ""})
+	}()
+	var client kubernetes.Interface
+	if err := wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, time.Minute, true, func(context.Context) (bool, error) {
+		cfg, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
+		if err != nil {
+			return false, nil
+		}
+		client, err = kubernetes.NewForConfig(cfg)
+		return err == nil, nil
+	}); err != nil {
+		t.Fatalf("no kubeconfig written: %v", err)
+	}
+	if st, err := os.Stat(kubeconfig); err != nil || st.Mode().Perm() != 0o600 {
+		t.Errorf("kubeconfig mode %v (%v), want 0600", st.Mode().Perm(), err)
+	}
+	if _, err := client.CoreV1().Nodes().Get(ctx, "my-node", metav1.GetOptions{}); err != nil {
+		t.Errorf("own cluster's node: %v", err)
+	}
+	time.Sleep(3 * time.Second)
+	pod, err := client.CoreV1().Pods("default").Get(ctx, "mine", metav1.GetOptions{})
+	if err != nil || pod.Spec.NodeName != "" {
+		t.Errorf("own workload's pod: %v, node %q; want it unbound, no scheduler runs", err, pod.Spec.NodeName)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("playground: %v", err)
+	}
+	if !strings.Contains(out.String(), "No scheduler runs: the pods wait for yours") {
+		t.Errorf("output:\n%s", out.String())
+	}
+}
+
+// TestPlaygroundDataDir: a playground run again on the same --data-dir
+// finds the last one's objects, the bound pod still on its node.
+func TestPlaygroundDataDir(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "data")
+	run := func() string {
+		var out bytes.Buffer
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer cancel()
+		if err := Run(ctx, Options{Out: &out, Cluster: "testdata/cluster.yaml", Workload: "testdata/workload.yaml", DataDir: dir, SettleTimeout: time.Minute}); err != nil {
+			t.Fatalf("playground: %v\n%s", err, out.String())
+		}
+		return out.String()
+	}
+	first := run()
+	if !regexp.MustCompile(`(?m)^\s+default\s+mine\s+2 GPU\s+my-node\s+GPUs \d,\d\s+`).MatchString(first) {
+		t.Fatalf("first run did not place the pod:\n%s", first)
+	}
+	if st, err := os.Stat(dir); err != nil || st.Mode().Perm() != 0o700 {
+		t.Errorf("data dir mode %v (%v), want 0700", st.Mode().Perm(), err)
+	}
+	second := run()
+	if !strings.Contains(second, "Continuing on the data in "+dir) {
+		t.Errorf("second run does not say it continues:\n%s", second)
+	}
+	gpus := func(report string) string {
+		if m := regexp.MustCompile(`mine\s+2 GPU\s+my-node\s+(GPUs \d,\d)`).FindStringSubmatch(report); m != nil {
+			return m[1]
+		}
+		return "none"
+	}
+	if a, b := gpus(first), gpus(second); a != b {
+		t.Errorf("the pod's GPUs changed across runs: %s then %s", a, b)
+	}
+}
+
+// syncWriter lets a test read output a running playground writes.
+type syncWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (s *syncWriter) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.w.Write(p)
 }
