@@ -101,4 +101,3 @@ func near(got, want string) bool {
 	}
 	return true
 }
-

@@ -48,6 +48,9 @@ type Options struct {
 	APIServerFlags []string
 	// Log receives the harness's log lines; nil discards them.
 	Log io.Writer
+	// EtcdProxy, if set, is put between kube-apiserver and etcd, for tests
+	// that make etcd slow or unreachable. Stop closes it.
+	EtcdProxy *EtcdProxy
 }
 
 // ControlPlane is a running etcd + kube-apiserver pair.
@@ -62,6 +65,7 @@ type ControlPlane struct {
 
 	etcd     *Etcd
 	teardown func()
+	proxy    *EtcdProxy
 	tb       *programTB
 }
 
@@ -109,6 +113,14 @@ func start(tb ktesting.TB, opts Options) (*ControlPlane, error) {
 	}
 	storage := storagebackend.NewDefaultConfig("/registry", nil)
 	storage.Transport.ServerList = []string{etcd.URL}
+	if opts.EtcdProxy != nil {
+		u, err := opts.EtcdProxy.start(etcd.URL)
+		if err != nil {
+			etcd.Stop()
+			return nil, err
+		}
+		storage.Transport.ServerList = []string{u}
+	}
 
 	if err := writeServingCert(opts.Dir); err != nil {
 		etcd.Stop()
@@ -132,7 +144,7 @@ func start(tb ktesting.TB, opts Options) (*ControlPlane, error) {
 		etcd.Stop()
 		return nil, err
 	}
-	cp := &ControlPlane{Config: cfg, Client: client, etcd: etcd, teardown: server.TearDownFn}
+	cp := &ControlPlane{Config: cfg, Client: client, etcd: etcd, teardown: server.TearDownFn, proxy: opts.EtcdProxy}
 	cp.Kubeconfig = filepath.Join(opts.Dir, "kubeconfig")
 	if err := WriteKubeconfig(cfg, cp.Kubeconfig); err != nil {
 		cp.Stop()
@@ -172,6 +184,10 @@ func (cp *ControlPlane) Stop() {
 		case <-time.After(30 * time.Second):
 		}
 		cp.teardown = nil
+	}
+	if cp.proxy != nil {
+		cp.proxy.Close()
+		cp.proxy = nil
 	}
 	if cp.etcd != nil {
 		cp.etcd.Stop()

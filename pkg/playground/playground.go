@@ -33,8 +33,8 @@ import (
 	"github.com/tessera-sched/tessera/examples"
 	"github.com/tessera-sched/tessera/manifests"
 	"github.com/tessera-sched/tessera/manifests/render"
-	"github.com/tessera-sched/tessera/pkg/gpu"
 	"github.com/tessera-sched/tessera/pkg/explain"
+	"github.com/tessera-sched/tessera/pkg/gpu"
 	"github.com/tessera-sched/tessera/pkg/localcluster"
 )
 
