@@ -68,8 +68,8 @@ unit: ## Only the fast unit tests of the pure packages and plugins.
 FUZZTIME ?= 30s
 FUZZ_TARGETS = ./pkg/gpu:FuzzUnmarshalAssignment ./pkg/gpu:FuzzMIGProfileNames ./pkg/kube:FuzzParseDemand \
 	./pkg/agent/deviceplugin:FuzzDeviceIDs ./pkg/plugins:FuzzPluginArgs ./pkg/apis/tessera/v1alpha1:FuzzTopology \
-	./pkg/replay:FuzzReadTrace
-fuzz: ## Fuzz the parsers of annotations, resources, device IDs, plugin args, NodeGPUTopology and traces (FUZZTIME each, default 30s).
+	./pkg/replay:FuzzReadTrace ./pkg/kube:FuzzTopologyFromLabels ./pkg/kube:FuzzElasticQuota ./pkg/plugins/gang:FuzzPodGroup
+fuzz: ## Fuzz the parsers of annotations, resources, device IDs, plugin args, NodeGPUTopology, GPU labels, ElasticQuota and PodGroup specs, and traces (FUZZTIME each, default 30s).
 	@for t in $(FUZZ_TARGETS); do pkg=$${t%%:*}; fn=$${t##*:}; echo "fuzz $$fn ($$pkg, $(FUZZTIME))"; \
 	  $(GO) test -run '^$$' -fuzz "^$$fn$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; done
 

@@ -41,7 +41,11 @@ type NodeTopology struct {
 func TopologyFromLabels(node *v1.Node) (NodeTopology, bool) {
 	alloc := node.Status.Allocatable
 	product := node.Labels[LabelProduct]
-	whole := int(quantity(alloc, ResourceGPU))
+	n := quantity(alloc, ResourceGPU)
+	if n > MaxGPUsPerNode {
+		return NodeTopology{}, false
+	}
+	whole := int(max(n, 0))
 
 	if node.Labels[LabelMIGStrategy] == "single" {
 		if base, profile, ok := strings.Cut(product, "-MIG-"); ok && whole > 0 {
@@ -55,6 +59,9 @@ func TopologyFromLabels(node *v1.Node) (NodeTopology, bool) {
 	mig := map[string]int{}
 	for name, q := range alloc {
 		if profile, ok := gpu.ParseMIGResource(string(name)); ok && q.Value() > 0 {
+			if q.Value() > MaxGPUsPerNode*gpu.MIGComputeSlices {
+				return NodeTopology{}, false
+			}
 			mig[profile] = int(q.Value())
 		}
 	}
@@ -63,6 +70,9 @@ func TopologyFromLabels(node *v1.Node) (NodeTopology, bool) {
 	}
 	if len(mig) > 0 {
 		physical, _ := strconv.Atoi(node.Labels[LabelGPUCount])
+		if physical < 0 || physical > MaxGPUsPerNode {
+			physical = 0 // unknown
+		}
 		t, err := packMIG(product, whole, physical, mig)
 		if err == nil {
 			return NodeTopology{Topo: t, Source: "labels (MIG mixed strategy)"}, true
@@ -70,6 +80,13 @@ func TopologyFromLabels(node *v1.Node) (NodeTopology, bool) {
 	}
 	return NodeTopology{Topo: gpu.DefaultTopology(product, whole), Source: "labels"}, true
 }
+
+// MaxGPUsPerNode bounds the GPUs a node's labels and allocatable counts may
+// describe (the largest boards have 16). A node that advertises more (or
+// more MIG devices than that many GPUs hold) is misconfigured: it gets no
+// GPU topology, so nothing is placed on its GPUs, rather than a model that
+// would cost the scheduler memory and time in proportion to a bogus count.
+const MaxGPUsPerNode = 64
 
 // packMIG builds a topology of whole MIG-disabled GPUs followed by MIG GPUs
 // holding the instances, frozen as static instances. When the node's GPU
@@ -99,7 +116,7 @@ func packMIG(product string, whole, physical int, instances map[string]int) (gpu
 	for _, n := range instances {
 		total += n
 	}
-	for ; migGPUs <= total; migGPUs++ {
+	for ; migGPUs <= total && whole+migGPUs <= MaxGPUsPerNode; migGPUs++ {
 		t := gpu.DefaultTopology(product, whole+migGPUs)
 		for i := whole; i < len(t.GPUs); i++ {
 			t.GPUs[i].MIG = gpu.MIGDynamic

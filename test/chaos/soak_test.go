@@ -370,6 +370,8 @@ type replica struct {
 	config string
 	log    string
 	cmd    *exec.Cmd
+	// done is closed when the process has exited.
+	done chan struct{}
 }
 
 func startReplica(t *testing.T, bin, config, dir string, index int) *replica {
@@ -385,8 +387,9 @@ func startReplica(t *testing.T, bin, config, dir string, index int) *replica {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	go func() { _ = cmd.Wait(); f.Close() }()
-	return &replica{index: index, config: config, log: log, cmd: cmd}
+	r := &replica{index: index, config: config, log: log, cmd: cmd, done: make(chan struct{})}
+	go func() { _ = cmd.Wait(); f.Close(); close(r.done) }()
+	return r
 }
 
 // kill sends SIGKILL: no lease is released, nothing is cleaned up.

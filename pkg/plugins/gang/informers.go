@@ -198,6 +198,19 @@ func (pl *Gang) groupChanged(obj any) {
 	if !ok {
 		return
 	}
+	g := groupOf(pg)
+	pl.mu.Lock()
+	g.Priority = pl.priority[g.Key]
+	pl.groups[g.Key] = g
+	pl.uids[g.Key] = pg.UID
+	pl.mu.Unlock()
+	pl.mgr.SetGroup(g)
+	pl.activateGroup(klog.Background(), g.Key)
+}
+
+// groupOf is the group a PodGroup describes (its priority is the members'
+// and is filled in by the caller).
+func groupOf(pg *schedv1alpha1.PodGroup) gangcore.Group {
 	g := gangcore.Group{
 		Key:          gangcore.NewGroupKey(pg.Namespace, pg.Name),
 		MinMember:    int(pg.Spec.MinMember),
@@ -210,13 +223,7 @@ func (pl *Gang) groupChanged(obj any) {
 	if k := pg.Annotations[AnnotationTopologyKey]; k != "" {
 		g.Topology = gangcore.Topology{Key: k, Required: strings.EqualFold(pg.Annotations[AnnotationTopology], "required")}
 	}
-	pl.mu.Lock()
-	g.Priority = pl.priority[g.Key]
-	pl.groups[g.Key] = g
-	pl.uids[g.Key] = pg.UID
-	pl.mu.Unlock()
-	pl.mgr.SetGroup(g)
-	pl.activateGroup(klog.Background(), g.Key)
+	return g
 }
 
 func (pl *Gang) groupDeleted(logger klog.Logger, obj any) {
