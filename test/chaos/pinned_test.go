@@ -94,6 +94,11 @@ wait:
 				list, err := h.cp.Client.CoreV1().Pods("research").List(h.ctx, metav1.ListOptions{})
 				if err == nil {
 					atKill = 8 - len(list.Items)
+					for _, p := range list.Items {
+						if p.DeletionTimestamp != nil {
+							atKill++
+						}
+					}
 				}
 				break wait
 			}
@@ -103,7 +108,7 @@ wait:
 	}
 	w.Stop()
 	took := h.waitBound("prod", []string{"serve-4gpu"}, 90*time.Second)
-	t.Logf("replicas killed with %d of research's pods evicted; prod's pod bound %.1fs later", atKill, took.Seconds())
+	t.Logf("replicas killed with %d of research's pods evicted (deleted or being deleted); prod's pod bound %.1fs later", atKill, took.Seconds())
 	time.Sleep(3 * time.Second) // a second eviction round would show by now
 	list, err := h.cp.Client.CoreV1().Pods("research").List(h.ctx, metav1.ListOptions{})
 	if err != nil {
