@@ -141,7 +141,7 @@ func (pl *GPUPlacement) Filter(ctx context.Context, cs fwk.CycleState, pod *v1.P
 		return fwk.NewStatus(fwk.UnschedulableAndUnresolvable, "node has no GPUs")
 	}
 	if ns.Overbooked {
-		return fwk.NewStatus(fwk.Unschedulable, "node's GPUs are over-committed by pods placed outside Tessera")
+		return fwk.NewStatus(fwk.Unschedulable, "node's GPUs are over-committed: its pods hold more than the node has (pods placed outside Tessera, or GPUs gone from its topology)")
 	}
 	req := s.demand.RequestOn(ns.Topology.SingleProfile)
 	if profile.LocalityRequired(cs) {

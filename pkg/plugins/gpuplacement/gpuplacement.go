@@ -15,8 +15,10 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"time"
 
 	v1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/cache"
@@ -24,6 +26,7 @@ import (
 	fwk "k8s.io/kube-scheduler/framework"
 	"k8s.io/kubernetes/pkg/scheduler/util"
 
+	tesserav1alpha1 "github.com/tessera-sched/tessera/pkg/apis/tessera/v1alpha1"
 	"github.com/tessera-sched/tessera/pkg/gpu"
 	"github.com/tessera-sched/tessera/pkg/kube"
 	"github.com/tessera-sched/tessera/pkg/plugins/internal/profile"
@@ -180,11 +183,23 @@ func getCycleState(cs fwk.CycleState) (*cycleState, error) {
 // EventsToRegister wakes pods rejected by GPUPlacement only when GPUs may
 // have become available: a GPU pod left a node, or a GPU node appeared or
 // changed its GPUs.
+//
+// A NodeGPUTopology that appears or changes (the agent publishes a node
+// after its first pods queued, a GPU comes back) wakes them too. The
+// scheduler watches every custom resource named here and schedules nothing
+// until that watch has synced, so the event is named only when the CRD is
+// served at start-up; installed later, topology changes reach waiting pods
+// at the next node change or the queue's periodic flush.
 func (pl *GPUPlacement) EventsToRegister(_ context.Context) ([]fwk.ClusterEventWithHint, error) {
-	return []fwk.ClusterEventWithHint{
+	events := []fwk.ClusterEventWithHint{
 		{Event: fwk.ClusterEvent{Resource: fwk.AssignedPod, ActionType: fwk.Delete}, QueueingHintFn: pl.isSchedulableAfterPodDeleted},
 		{Event: fwk.ClusterEvent{Resource: fwk.Node, ActionType: fwk.Add | fwk.UpdateNodeAllocatable | fwk.UpdateNodeLabel}, QueueingHintFn: pl.isSchedulableAfterNodeChange},
-	}, nil
+	}
+	if pl.topologies.informer.Load() != nil {
+		gvr := tesserav1alpha1.NodeGPUTopologyResource
+		events = append(events, fwk.ClusterEventWithHint{Event: fwk.ClusterEvent{Resource: fwk.EventResource(gvr.Resource + "." + gvr.Version + "." + gvr.Group), ActionType: fwk.Add | fwk.Update | fwk.Delete}, QueueingHintFn: pl.isSchedulableAfterTopologyChange})
+	}
+	return events, nil
 }
 
 func (pl *GPUPlacement) isSchedulableAfterPodDeleted(_ klog.Logger, _ *v1.Pod, oldObj, _ any) (fwk.QueueingHint, error) {
@@ -199,6 +214,25 @@ func (pl *GPUPlacement) isSchedulableAfterPodDeleted(_ klog.Logger, _ *v1.Pod, o
 		return fwk.Queue, nil
 	}
 	return fwk.QueueSkip, nil
+}
+
+// isSchedulableAfterTopologyChange retries the pod once GPUPlacement's own
+// view of the NodeGPUTopology has the change (see topologies.caughtUp), so
+// that the retry is not judged on the topology it replaces.
+func (pl *GPUPlacement) isSchedulableAfterTopologyChange(logger klog.Logger, _ *v1.Pod, oldObj, newObj any) (fwk.QueueingHint, error) {
+	obj, deleted := newObj, false
+	if obj == nil {
+		obj, deleted = oldObj, true
+	}
+	if d, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+		obj, deleted = d.Obj, true
+	}
+	if u, ok := obj.(*unstructured.Unstructured); ok {
+		if !pl.topologies.caughtUp(u.GetName(), u.GetResourceVersion(), deleted, time.Second) {
+			logger.V(4).Info("NodeGPUTopology change not in GPUPlacement's view after 1s; retrying anyway", "node", u.GetName())
+		}
+	}
+	return fwk.Queue, nil
 }
 
 func (pl *GPUPlacement) isSchedulableAfterNodeChange(_ klog.Logger, _ *v1.Pod, _, newObj any) (fwk.QueueingHint, error) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -134,4 +135,32 @@ func (t *topologies) forget(node string) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	delete(t.cache, node)
+}
+
+// caughtUp waits, at most timeout, until the plugin's own watch holds the
+// NodeGPUTopology named name at resourceVersion rv (absent, when deleted).
+// The scheduler learns of a change through a watch of its own: a pod it
+// retries for that change before this one has the change would fail again
+// on the old topology and wait for the next event.
+func (t *topologies) caughtUp(name, rv string, deleted bool, timeout time.Duration) bool {
+	inf := t.informer.Load()
+	if inf == nil {
+		return false
+	}
+	deadline := time.Now().Add(timeout)
+	for {
+		o, exists, err := (*inf).GetStore().GetByKey(name)
+		if err == nil {
+			if deleted && !exists {
+				return true
+			}
+			if u, ok := o.(*unstructured.Unstructured); ok && exists && !deleted && u.GetResourceVersion() == rv {
+				return true
+			}
+		}
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 }
