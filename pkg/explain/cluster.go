@@ -36,16 +36,9 @@ type ClusterNode struct {
 
 // Cluster describes every node's GPUs.
 func Cluster(ctx context.Context, o Options) (*ClusterReport, error) {
-	profs, err := profiles(o.SchedulerConfig)
+	prof, err := mainProfile(o.SchedulerConfig)
 	if err != nil {
 		return nil, err
-	}
-	prof := profs["tessera-scheduler"]
-	if prof == nil {
-		for _, p := range profs {
-			prof = p
-			break
-		}
 	}
 	c, err := load(ctx, o, prof, nil)
 	if err != nil {

@@ -121,6 +121,28 @@ func profiles(path string) (map[string]*config.KubeSchedulerProfile, error) {
 	return out, nil
 }
 
+// mainProfile is the configuration's tessera-scheduler profile, or its
+// first by name, for the reports that are about the cluster rather than
+// one pod.
+func mainProfile(path string) (*config.KubeSchedulerProfile, error) {
+	profs, err := profiles(path)
+	if err != nil {
+		return nil, err
+	}
+	if p := profs["tessera-scheduler"]; p != nil {
+		return p, nil
+	}
+	names := make([]string, 0, len(profs))
+	for n := range profs {
+		names = append(names, n)
+	}
+	if len(names) == 0 {
+		return nil, fmt.Errorf("scheduler configuration %s has no profiles", path)
+	}
+	sort.Strings(names)
+	return profs[names[0]], nil
+}
+
 // cluster is what one explanation reads: the objects listed once, and a
 // framework over them.
 type cluster struct {

@@ -146,16 +146,9 @@ func (g *GroupReport) writeText(w io.Writer) {
 // Quota explains the ElasticQuota arithmetic of namespace ns: its min, max,
 // use and borrowing, and what each of its pods counts.
 func Quota(ctx context.Context, o Options, ns string) (*QuotaNamespaceReport, error) {
-	profs, err := profiles(o.SchedulerConfig)
+	prof, err := mainProfile(o.SchedulerConfig)
 	if err != nil {
 		return nil, err
-	}
-	var prof = profs["tessera-scheduler"]
-	if prof == nil {
-		for _, p := range profs {
-			prof = p
-			break
-		}
 	}
 	c, err := load(ctx, o, prof, nil)
 	if err != nil {

@@ -62,38 +62,7 @@ func newHarness(t *testing.T, nodes int, proxy *localcluster.EtcdProxy) *harness
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
 	dir := t.TempDir()
-	cp, err := localcluster.Start(t, localcluster.Options{Dir: filepath.Join(dir, "cluster"), EtcdProxy: proxy})
-	if err != nil {
-		t.Fatal(err)
-	}
-	crds, err := render.Kustomization("crds", render.Overlay{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	objs, err := localcluster.DecodeYAML(crds)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := localcluster.Apply(ctx, cp.Config, objs, false); err != nil {
-		t.Fatal(err)
-	}
-	go localcluster.SimulateKubelets(ctx, cp.Client)
-	for i := 0; i < nodes; i++ {
-		capacity := v1.ResourceList{
-			v1.ResourceCPU: resource.MustParse("64"), v1.ResourceMemory: resource.MustParse("512Gi"),
-			v1.ResourcePods: resource.MustParse("110"), "nvidia.com/gpu": resource.MustParse("8"),
-		}
-		name := fmt.Sprintf("node-%d", i)
-		node := &v1.Node{
-			ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{
-				"kubernetes.io/hostname": name, "nvidia.com/gpu.product": "NVIDIA-H100-80GB-HBM3", "nvidia.com/gpu.count": "8",
-			}},
-			Status: v1.NodeStatus{Capacity: capacity, Allocatable: capacity, Conditions: []v1.NodeCondition{{Type: v1.NodeReady, Status: v1.ConditionTrue, LastHeartbeatTime: metav1.Now()}}},
-		}
-		if err := localcluster.CreateNode(ctx, cp.Client, node); err != nil {
-			t.Fatal(err)
-		}
-	}
+	cp := startCluster(t, ctx, dir, nodes, "node", proxy)
 	if _, err := cp.Client.CoreV1().Namespaces().Create(ctx, &v1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "tessera-system"}}, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
@@ -118,6 +87,46 @@ func newHarness(t *testing.T, nodes int, proxy *localcluster.EtcdProxy) *harness
 		}
 	})
 	return h
+}
+
+// startCluster starts the API server and etcd (behind proxy if set),
+// installs the CRDs, simulates kubelets and creates nodes 8-GPU H100 nodes
+// named <prefix>-<i>.
+func startCluster(t *testing.T, ctx context.Context, dir string, nodes int, prefix string, proxy *localcluster.EtcdProxy) *localcluster.ControlPlane {
+	t.Helper()
+	cp, err := localcluster.Start(t, localcluster.Options{Dir: filepath.Join(dir, "cluster"), EtcdProxy: proxy})
+	if err != nil {
+		t.Fatal(err)
+	}
+	crds, err := render.Kustomization("crds", render.Overlay{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	objs, err := localcluster.DecodeYAML(crds)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := localcluster.Apply(ctx, cp.Config, objs, false); err != nil {
+		t.Fatal(err)
+	}
+	go localcluster.SimulateKubelets(ctx, cp.Client)
+	for i := 0; i < nodes; i++ {
+		capacity := v1.ResourceList{
+			v1.ResourceCPU: resource.MustParse("64"), v1.ResourceMemory: resource.MustParse("512Gi"),
+			v1.ResourcePods: resource.MustParse("110"), "nvidia.com/gpu": resource.MustParse("8"),
+		}
+		name := fmt.Sprintf("%s-%d", prefix, i)
+		node := &v1.Node{
+			ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{
+				"kubernetes.io/hostname": name, "nvidia.com/gpu.product": "NVIDIA-H100-80GB-HBM3", "nvidia.com/gpu.count": "8",
+			}},
+			Status: v1.NodeStatus{Capacity: capacity, Allocatable: capacity, Conditions: []v1.NodeCondition{{Type: v1.NodeReady, Status: v1.ConditionTrue, LastHeartbeatTime: metav1.Now()}}},
+		}
+		if err := localcluster.CreateNode(ctx, cp.Client, node); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return cp
 }
 
 // supervise restarts a replica that exited, after a second.

@@ -28,9 +28,7 @@ import (
 	"sigs.k8s.io/scheduler-plugins/pkg/generated/clientset/versioned"
 	"sigs.k8s.io/yaml"
 
-	"github.com/tessera-sched/tessera/manifests/render"
 	"github.com/tessera-sched/tessera/pkg/audit"
-	"github.com/tessera-sched/tessera/pkg/localcluster"
 )
 
 // TestSoak is the randomized soak (`make chaos`): a real API server and
@@ -71,39 +69,8 @@ func TestSoak(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	dir := t.TempDir()
-	cp, err := localcluster.Start(t, localcluster.Options{Dir: filepath.Join(dir, "cluster")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	crds, err := render.Kustomization("crds", render.Overlay{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	objs, err := localcluster.DecodeYAML(crds)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := localcluster.Apply(ctx, cp.Config, objs, false); err != nil {
-		t.Fatal(err)
-	}
-	go localcluster.SimulateKubelets(ctx, cp.Client)
-
 	const nodes = 6
-	for i := 0; i < nodes; i++ {
-		capacity := v1.ResourceList{
-			v1.ResourceCPU: resource.MustParse("64"), v1.ResourceMemory: resource.MustParse("512Gi"),
-			v1.ResourcePods: resource.MustParse("110"), "nvidia.com/gpu": resource.MustParse("8"),
-		}
-		node := &v1.Node{
-			ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("soak-%d", i), Labels: map[string]string{
-				"kubernetes.io/hostname": fmt.Sprintf("soak-%d", i), "nvidia.com/gpu.product": "NVIDIA-H100-80GB-HBM3", "nvidia.com/gpu.count": "8",
-			}},
-			Status: v1.NodeStatus{Capacity: capacity, Allocatable: capacity, Conditions: []v1.NodeCondition{{Type: v1.NodeReady, Status: v1.ConditionTrue, LastHeartbeatTime: metav1.Now()}}},
-		}
-		if err := localcluster.CreateNode(ctx, cp.Client, node); err != nil {
-			t.Fatal(err)
-		}
-	}
+	cp := startCluster(t, ctx, dir, nodes, "soak", nil)
 	namespaces := []string{"team-a", "team-b", "free", "tessera-system"}
 	for _, ns := range namespaces {
 		labels := NamespaceLabel
