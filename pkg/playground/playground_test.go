@@ -18,6 +18,8 @@ import (
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/tessera-sched/tessera/pkg/explain"
 )
 
 // TestPlaygroundReport runs the whole playground (real etcd, kube-apiserver
@@ -210,4 +212,77 @@ func (s *syncWriter) Write(p []byte) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.w.Write(p)
+}
+
+// TestExplainOnPlayground runs tessera explain's reports on the
+// playground's own scenes, kept running: the oversized pod refused by its
+// quota before any node, a running pod with its node and assignment, the
+// gang, team-a's quota, and the cluster's GPU map.
+func TestExplainOnPlayground(t *testing.T) {
+	var out syncWriter
+	var buf bytes.Buffer
+	out.w = &buf
+	kubeconfig := filepath.Join(t.TempDir(), "kubeconfig")
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() {
+		done <- Run(ctx, Options{Out: &out, Keep: true, Kubeconfig: kubeconfig, SettleTimeout: 90 * time.Second})
+	}()
+	if err := wait.PollUntilContextTimeout(ctx, 500*time.Millisecond, 150*time.Second, true, func(context.Context) (bool, error) {
+		out.mu.Lock()
+		defer out.mu.Unlock()
+		return strings.Contains(buf.String(), "Press Ctrl-C to stop."), nil
+	}); err != nil {
+		t.Fatalf("the playground did not get to its prompt:\n%s", buf.String())
+	}
+	cfg, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := explain.Options{Config: cfg}
+	text := func(r interface{ WriteText(io.Writer) }) string {
+		var b bytes.Buffer
+		r.WriteText(&b)
+		return b.String()
+	}
+	big, err := explain.Pod(ctx, o, "team-a", "too-big-16gpu")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if big.PreFilter == nil || big.PreFilter.Plugin != "ElasticQuota" || big.Quota == nil || !strings.HasPrefix(big.Quota.Verdict, "refused") {
+		t.Errorf("too-big-16gpu:\n%s", text(big))
+	}
+	train, err := explain.Pod(ctx, o, "team-a", "train-4gpu")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if train.Node == "" || !strings.HasPrefix(train.Assigned, "GPUs ") || len(train.Nodes) == 0 {
+		t.Errorf("train-4gpu:\n%s", text(train))
+	}
+	g, err := explain.PodGroup(ctx, o, "team-b", "finetune")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if g.MinMember != 3 || g.Bound != 3 {
+		t.Errorf("finetune:\n%s", text(g))
+	}
+	q, err := explain.Quota(ctx, o, "team-a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if q.Quota.Max != "nvidia.com/gpu 16" || len(q.Pods) < 6 {
+		t.Errorf("team-a's quota:\n%s", text(q))
+	}
+	c, err := explain.Cluster(ctx, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := text(c); !strings.Contains(s, "gpu-a100-mig") || !strings.Contains(s, "team-a/train-4gpu (GPUs") {
+		t.Errorf("cluster:\n%s", s)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("playground: %v", err)
+	}
 }

@@ -29,13 +29,15 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/tessera-sched/tessera/pkg/audit"
+	"github.com/tessera-sched/tessera/pkg/localcluster"
 )
 
 // TestSoak is the randomized soak (`make chaos`): a real API server and
 // etcd, two tessera-scheduler processes built from this tree running the
 // shipped configuration with leader election on, six simulated 8-GPU
-// nodes, and for TESSERA_CHAOS_DURATION (default 40s) a random stream,
-// seeded by TESSERA_CHAOS_SEED (default 1), of whole-GPU and share pods,
+// nodes and two MIG nodes (labels only), and for TESSERA_CHAOS_DURATION
+// (default 40s) a random stream, seeded by TESSERA_CHAOS_SEED (default 1),
+// of whole-GPU, share and MIG pods,
 // gangs of 2-6, pods and gangs finishing or deleted, in two quota-limited
 // namespaces and one without a quota, with faults at random points: a
 // scheduler replica SIGKILLed (the leader about half the time) and started
@@ -71,6 +73,24 @@ func TestSoak(t *testing.T) {
 	dir := t.TempDir()
 	const nodes = 6
 	cp := startCluster(t, ctx, dir, nodes, "soak", nil)
+	// Two MIG nodes as GPU Feature Discovery reports them (mixed strategy):
+	// four A100-80GB each, every GPU split 3g.40gb + 2 x 1g.10gb.
+	for i := 0; i < 2; i++ {
+		capacity := v1.ResourceList{
+			v1.ResourceCPU: resource.MustParse("64"), v1.ResourceMemory: resource.MustParse("512Gi"), v1.ResourcePods: resource.MustParse("110"),
+			"nvidia.com/mig-3g.40gb": resource.MustParse("4"), "nvidia.com/mig-1g.10gb": resource.MustParse("8"),
+		}
+		name := fmt.Sprintf("soak-mig-%d", i)
+		node := &v1.Node{
+			ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{
+				"kubernetes.io/hostname": name, "nvidia.com/gpu.product": "NVIDIA-A100-SXM4-80GB", "nvidia.com/gpu.count": "4", "nvidia.com/mig.strategy": "mixed",
+			}},
+			Status: v1.NodeStatus{Capacity: capacity, Allocatable: capacity, Conditions: []v1.NodeCondition{{Type: v1.NodeReady, Status: v1.ConditionTrue, LastHeartbeatTime: metav1.Now()}}},
+		}
+		if err := localcluster.CreateNode(ctx, cp.Client, node); err != nil {
+			t.Fatal(err)
+		}
+	}
 	namespaces := []string{"team-a", "team-b", "free", "tessera-system"}
 	for _, ns := range namespaces {
 		labels := NamespaceLabel
@@ -130,7 +150,7 @@ func TestSoak(t *testing.T) {
 			t.Errorf("audit %s: %s", when, v)
 		}
 	}
-	pod := func(ns, name string, gpus int64, milli int, group string) {
+	pod := func(ns, name string, gpus int64, milli int, group string, mig ...string) {
 		p := &v1.Pod{
 			ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns, Labels: map[string]string{}, Annotations: map[string]string{}},
 			Spec: v1.PodSpec{SchedulerName: "tessera-scheduler", TerminationGracePeriodSeconds: ptr.To[int64](0), Containers: []v1.Container{{
@@ -143,6 +163,9 @@ func TestSoak(t *testing.T) {
 		}
 		if milli > 0 {
 			p.Annotations["tessera.dev/gpu-milli"] = strconv.Itoa(milli)
+		}
+		if len(mig) > 0 {
+			p.Spec.Containers[0].Resources.Limits[v1.ResourceName("nvidia.com/mig-"+mig[0])] = resource.MustParse("1")
 		}
 		if group != "" {
 			p.Labels[schedv1alpha1.PodGroupLabel] = group
@@ -177,12 +200,15 @@ func TestSoak(t *testing.T) {
 	for time.Now().Before(deadline) && !t.Failed() {
 		ns := namespaces[rng.IntN(len(namespaces))]
 		switch a := rng.IntN(100); {
-		case a < 30: // a pod: whole GPUs or a share
+		case a < 30: // a pod: whole GPUs, a share or a MIG device
 			next++
 			name := fmt.Sprintf("p-%d", next)
-			if rng.IntN(3) == 0 {
+			switch k := rng.IntN(6); {
+			case k < 2:
 				pod(ns, name, 0, []int{250, 500, 750}[rng.IntN(3)], "")
-			} else {
+			case k == 2:
+				pod(ns, name, 0, 0, "", []string{"1g.10gb", "3g.40gb"}[rng.IntN(2)])
+			default:
 				pod(ns, name, []int64{1, 2, 4, 8}[rng.IntN(4)], 0, "")
 			}
 			keys = append(keys, ns+"/"+name)
