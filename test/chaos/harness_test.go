@@ -14,7 +14,10 @@ import (
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/rest"
 	"k8s.io/utils/ptr"
 	schedv1alpha1 "sigs.k8s.io/scheduler-plugins/apis/scheduling/v1alpha1"
@@ -22,7 +25,9 @@ import (
 	schedclient "sigs.k8s.io/scheduler-plugins/pkg/generated/clientset/versioned/typed/scheduling/v1alpha1"
 
 	"github.com/tessera-sched/tessera/manifests/render"
+	tesserav1alpha1 "github.com/tessera-sched/tessera/pkg/apis/tessera/v1alpha1"
 	"github.com/tessera-sched/tessera/pkg/audit"
+	"github.com/tessera-sched/tessera/pkg/gpu"
 	"github.com/tessera-sched/tessera/pkg/localcluster"
 )
 
@@ -178,8 +183,48 @@ func (h *harness) quota(ns string, min, max int64) {
 	}
 }
 
-// pod creates a pod asking for gpus whole GPUs, in group if set.
-func (h *harness) pod(ns, name string, gpus int64, group string) {
+// dynamicMIGNode creates a node of gpus MIG-enabled A100-80GB GPUs with no
+// instances, published MIG-dynamic in its NodeGPUTopology and advertising
+// every legal slot of every profile, as tessera-agent --mig-layout=dynamic
+// does: the scheduler chooses each instance's start.
+func (h *harness) dynamicMIGNode(name string, gpus int) {
+	h.t.Helper()
+	product, _ := gpu.LookupProduct("NVIDIA-A100-SXM4-80GB")
+	capacity := v1.ResourceList{v1.ResourceCPU: resource.MustParse("64"), v1.ResourceMemory: resource.MustParse("512Gi"), v1.ResourcePods: resource.MustParse("110")}
+	topo := &tesserav1alpha1.NodeGPUTopology{
+		TypeMeta:   metav1.TypeMeta{APIVersion: tesserav1alpha1.SchemeGroupVersion.String(), Kind: "NodeGPUTopology"},
+		ObjectMeta: metav1.ObjectMeta{Name: name},
+	}
+	for i := 0; i < gpus; i++ {
+		topo.Spec.GPUs = append(topo.Spec.GPUs, tesserav1alpha1.GPUDevice{
+			Index: int32(i), UUID: fmt.Sprintf("GPU-%s-%d", name, i), Product: product.Name, NUMANode: ptr.To[int32](0),
+			MIG: &tesserav1alpha1.MIGConfig{Mode: tesserav1alpha1.MIGDynamic},
+		})
+	}
+	for _, p := range product.MIGProfiles {
+		capacity[v1.ResourceName(gpu.MIGResourceName(p.Name))] = *resource.NewQuantity(int64(gpus*len(p.Starts)), resource.DecimalSI)
+	}
+	m, err := runtime.DefaultUnstructuredConverter.ToUnstructured(topo)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	if _, err := dynamic.NewForConfigOrDie(h.cp.Config).Resource(tesserav1alpha1.NodeGPUTopologyResource).Create(h.ctx, &unstructured.Unstructured{Object: m}, metav1.CreateOptions{}); err != nil {
+		h.t.Fatal(err)
+	}
+	node := &v1.Node{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{
+			"kubernetes.io/hostname": name, "nvidia.com/gpu.product": product.Name, "nvidia.com/gpu.count": fmt.Sprint(gpus), "nvidia.com/mig.strategy": "mixed",
+		}},
+		Status: v1.NodeStatus{Capacity: capacity, Allocatable: capacity, Conditions: []v1.NodeCondition{{Type: v1.NodeReady, Status: v1.ConditionTrue, LastHeartbeatTime: metav1.Now()}}},
+	}
+	if err := localcluster.CreateNode(h.ctx, h.cp.Client, node); err != nil {
+		h.t.Fatal(err)
+	}
+}
+
+// pod creates a pod asking for gpus whole GPUs, in group if set, changed
+// by each of mutate before it is created.
+func (h *harness) pod(ns, name string, gpus int64, group string, mutate ...func(*v1.Pod)) {
 	h.t.Helper()
 	p := &v1.Pod{
 		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns, Labels: map[string]string{}},
@@ -193,6 +238,9 @@ func (h *harness) pod(ns, name string, gpus int64, group string) {
 	}
 	if group != "" {
 		p.Labels[schedv1alpha1.PodGroupLabel] = group
+	}
+	for _, m := range mutate {
+		m(p)
 	}
 	// Retried: during an etcd fault the API server answers slowly or
 	// with a timeout, and a pod that was created meanwhile is fine.

@@ -4,13 +4,18 @@ package chaos
 
 import (
 	"fmt"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	v1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/watch"
 
+	"github.com/tessera-sched/tessera/pkg/gpu"
 	"github.com/tessera-sched/tessera/pkg/localcluster"
 )
 
@@ -158,4 +163,102 @@ func TestEtcdFaults(t *testing.T) {
 	phase("hang", proxy.Pause, proxy.Resume, 8*time.Second, 6)
 	phase("slow", func() { proxy.SetDelay(30 * time.Millisecond) }, func() { proxy.SetDelay(0) }, 10*time.Second, 6)
 	phase("cut", func() {}, func() { t.Logf("cut %d etcd connections", proxy.DropConnections()) }, 2*time.Second, 6)
+}
+
+// TestKillDuringDeviceChoice SIGKILLs every replica the moment the first of
+// a burst of device-level pods is bound, while the others' choices — MIG
+// instances at new starts on a MIG-dynamic node (which the agent would
+// create), GPU shares joining GPUs — are in flight: some have their
+// assignment written and no node yet, some are reserved in the dead
+// leader's memory only. The new leader rebuilds the node's MIG layout and
+// the shares from the bound pods alone; every pod is bound and the audit
+// finds no overlapping MIG slot, no GPU over 1000m and no device given
+// twice.
+func TestKillDuringDeviceChoice(t *testing.T) {
+	h := newHarness(t, 2, nil)
+	h.namespace("infer")
+	h.dynamicMIGNode("dyn-0", 2)
+
+	mig := func(profile string) func(*v1.Pod) {
+		return func(p *v1.Pod) {
+			p.Spec.Containers[0].Resources.Limits[v1.ResourceName(gpu.MIGResourcePrefix+profile)] = resource.MustParse("1")
+		}
+	}
+	share := func(milli int) func(*v1.Pod) {
+		return func(p *v1.Pod) { p.Annotations = map[string]string{gpu.AnnotationShare: fmt.Sprint(milli)} }
+	}
+	// Every pod is created gated, then all gates are lifted at once, so
+	// that the choices are made in one burst.
+	gate := func(p *v1.Pod) { p.Spec.SchedulingGates = []v1.PodSchedulingGate{{Name: "tessera.dev/chaos-burst"}} }
+	var names []string
+	add := func(name string, mutate func(*v1.Pod)) {
+		h.pod("infer", name, 0, "", mutate, gate)
+		names = append(names, name)
+	}
+	for i := 0; i < 2; i++ {
+		add(fmt.Sprintf("mig-3g-%d", i), mig("3g.40gb"))
+	}
+	for i := 0; i < 6; i++ {
+		add(fmt.Sprintf("mig-1g-%d", i), mig("1g.10gb"))
+	}
+	for i, milli := range []int{600, 400, 300, 700, 250, 250, 500, 500} {
+		add(fmt.Sprintf("share-%d", i), share(milli))
+	}
+	w, err := h.cp.Client.CoreV1().Pods("infer").Watch(h.ctx, metav1.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var lifted sync.WaitGroup
+	for _, name := range names {
+		lifted.Add(1)
+		go func() {
+			defer lifted.Done()
+			patch := []byte(`[{"op":"remove","path":"/spec/schedulingGates"}]`)
+			if _, err := h.cp.Client.CoreV1().Pods("infer").Patch(h.ctx, name, types.JSONPatchType, patch, metav1.PatchOptions{}); err != nil {
+				t.Errorf("lifting %s's gate: %v", name, err)
+			}
+		}()
+	}
+	var atKill, annotated, migLeft int
+	for ev := range w.ResultChan() {
+		if p, ok := ev.Object.(*v1.Pod); ok && ev.Type == watch.Modified && p.Spec.NodeName != "" {
+			h.killAll()
+			pods, err := h.cp.Client.CoreV1().Pods("infer").List(h.ctx, metav1.ListOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, p := range pods.Items {
+				switch {
+				case p.Spec.NodeName != "":
+					atKill++
+				case p.Annotations[gpu.AnnotationAssignment] != "":
+					annotated++
+					fallthrough
+				default:
+					if strings.HasPrefix(p.Name, "mig-") {
+						migLeft++
+					}
+				}
+			}
+			break
+		}
+	}
+	w.Stop()
+	lifted.Wait()
+	if atKill == len(names) {
+		t.Fatalf("all %d pods were already bound when the replicas died: the fault was not during their device choice", len(names))
+	}
+	took := h.waitBound("infer", names, 90*time.Second)
+	t.Logf("replicas killed with %d of %d pods bound (%d of the rest MIG pods; %d with an assignment written, no node); all bound %.1fs later", atKill, len(names), migLeft, annotated, took.Seconds())
+	h.audit("after the kill during device choice", 45*time.Second)
+	for _, name := range names[:8] {
+		p, err := h.cp.Client.CoreV1().Pods("infer").Get(h.ctx, name, metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		a, err := gpu.UnmarshalAssignment(p.Annotations[gpu.AnnotationAssignment])
+		if err != nil || p.Spec.NodeName != "dyn-0" || len(a.MIG) != 1 {
+			t.Errorf("MIG pod %s on %q with assignment %q (%v), want one MIG slot on dyn-0", name, p.Spec.NodeName, p.Annotations[gpu.AnnotationAssignment], err)
+		}
+	}
 }
